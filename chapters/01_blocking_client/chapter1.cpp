@@ -1,0 +1,210 @@
+// Chapter 1 - a blocking TCP client.
+//
+// The tutorial's "previous article" built this client in Python:
+//
+//     sock = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
+//     sock.connect((host, port))
+//     sock.sendall(request)
+//     data = sock.recv(4096)
+//     sock.close()
+//
+// Here is the same client one level down, at the system calls Python makes for
+// each of those lines. Every call *blocks*: the thread sleeps inside the kernel
+// until the call can finish. That is the simplest way to write a client, and it
+// is what a new socket does until you ask for something else (chapter 2).
+//
+// Run it:  make chapter1 && ./chapter1             (talks to the built-in lab server)
+//          ./chapter1 --scenario drip --trace      (watch recv return piece by piece)
+//          ./chapter1 example.org 80 > page.txt    (stdout gets exactly the bytes received)
+
+#include "chapter.h"
+#include "platform.h"
+#include "trace.h"
+
+#include <chrono>
+#include <cstdint>
+#include <string>
+
+using chapter::Failure;
+using chapter::narrate;
+using chapter::Options;
+
+namespace {
+
+const chapter::Program program = {
+    "chapter1", "Chapter 1: a blocking client (connect, send, recv until EOF, close).", "hello", {}};
+
+std::string seconds_text(double seconds) {
+    char text[32];
+    std::snprintf(text, sizeof text, "%g s", seconds);
+    return text;
+}
+
+// Step 1 - resolve the name and connect.
+//
+// Python: socket.socket(AF_INET, SOCK_STREAM), then sock.connect((host, port)),
+// which calls getaddrinfo underneath. The tutorial's socket is AF_INET only;
+// we ask for any family (AF_UNSPEC), so "::1" and IPv6-only hosts work too,
+// and try every address in the resolver's order until one connects.
+net::Socket connect_to_host(const Options& options) {
+    addrinfo hints{};
+    hints.ai_family = AF_UNSPEC;  // IPv4 or IPv6, whatever the name has
+    hints.ai_socktype = SOCK_STREAM;
+    hints.ai_protocol = IPPROTO_TCP;
+    addrinfo* addresses = nullptr;
+    narrate(options, "resolving %s port %s", options.host.c_str(), options.port.c_str());
+    // A literal like "127.0.0.1" or "::1" comes back as itself, in its own
+    // family [claim:getaddrinfo-literal-family]; a name with an empty label,
+    // like "host..invalid", fails at once [claim:getaddrinfo-empty-label-fails].
+    int rc = ::getaddrinfo(options.host.c_str(), options.port.c_str(), &hints, &addresses);
+    trace::line("getaddrinfo(\"" + options.host + "\", \"" + options.port + "\") = " +
+                std::to_string(rc) + (rc != 0 ? std::string(" (") + ::gai_strerror(rc) + ")" : ""));
+    if (rc != 0)
+        throw Failure("getaddrinfo " + options.host + " port " + options.port, ::gai_strerror(rc));
+
+    Failure last_failure("connect " + options.host, "no address to try");
+    for (addrinfo* address = addresses; address != nullptr; address = address->ai_next) {
+        std::string where = net::address_text(address->ai_addr);
+        net::Socket sock(traced(::socket(address->ai_family, address->ai_socktype,
+                                         address->ai_protocol),
+                                "socket", address->ai_family == AF_INET6 ? "AF_INET6" : "AF_INET",
+                                "SOCK_STREAM"));
+        if (!sock.valid()) {
+            last_failure = Failure("socket", net::last_error());
+            continue;
+        }
+        net::no_sigpipe(sock.get());
+
+        // A blocking socket waits as long as it takes: forever, if the server
+        // never answers. We promise never to hang without bound, so we give
+        // the kernel a limit for every blocking receive and send (chapter 2 is
+        // about these options and Python's settimeout). A recv that waited
+        // that long fails with EAGAIN, WSAETIMEDOUT on Windows
+        // [claim:rcvtimeo-bounds-recv].
+        traced(net::set_timeout_option(sock.get(), SO_RCVTIMEO, options.timeout), "setsockopt",
+               sock.get(), "SO_RCVTIMEO", seconds_text(options.timeout));
+        // On Linux SO_SNDTIMEO bounds a blocking connect too, which then fails
+        // with EINPROGRESS [claim:linux-sndtimeo-bounds-connect]. Windows has no
+        // such limit (it gives up by itself after about 21 s); chapter 3 bounds
+        // connect the portable way.
+        traced(net::set_timeout_option(sock.get(), SO_SNDTIMEO, options.timeout), "setsockopt",
+               sock.get(), "SO_SNDTIMEO", seconds_text(options.timeout));
+
+        narrate(options, "trying %s", where.c_str());
+        // connect() sends a SYN and sleeps until the SYN-ACK (connected), an
+        // RST (ECONNREFUSED: nothing listens on that port [claim:connect-refused]),
+        // an ICMP error (EHOSTUNREACH, ENETUNREACH), or the time limit.
+        int result = traced(::connect(sock.get(), address->ai_addr,
+                                      static_cast<socklen_t>(address->ai_addrlen)),
+                            "connect", sock.get(), where);
+        if (result == 0) {
+            narrate(options, "connected to %s", where.c_str());
+            ::freeaddrinfo(addresses);
+            return sock;
+        }
+        int err = net::last_error();
+        if (net::is_in_progress(err) || net::is_timed_out(err))
+            last_failure = Failure("connect " + where, "no answer within " +
+                                   seconds_text(options.timeout) + " (" + net::error_name(err) + ")");
+        else
+            last_failure = Failure("connect " + where, err);
+        narrate(options, "%s", last_failure.what());
+        // `sock` is closed here; the next address gets a fresh socket.
+    }
+    ::freeaddrinfo(addresses);
+    throw last_failure;
+}
+
+// Step 2 - send the request.
+//
+// Python: sock.sendall(request). send() may take fewer bytes than we asked:
+// it copies what fits into the kernel's send buffer and returns that count
+// (for instance when SO_SNDTIMEO runs out half way [claim:send-partial-on-timeout]).
+// So, like sendall(), we loop until every byte is gone. A signal arriving
+// before anything was copied makes it fail with EINTR: we simply call again.
+void send_all(const Options& options, net::socket_t fd, const std::string& data) {
+    std::size_t sent = 0;
+    while (sent < data.size()) {
+        // net::send_flags is MSG_NOSIGNAL where it exists: if the server is
+        // gone, send fails with EPIPE instead of SIGPIPE killing the process
+        // [claim:send-flags-no-sigpipe].
+        long n = traced(::send(fd, data.data() + sent, static_cast<int>(data.size() - sent),
+                               net::send_flags),
+                        "send", fd, data.size() - sent);
+        if (n < 0) {
+            int err = net::last_error();
+            if (net::is_interrupted(err)) continue;
+            if (net::is_timed_out(err))
+                throw Failure("send", "the server took nothing for " + seconds_text(options.timeout));
+            throw Failure("send", err);
+        }
+        sent += static_cast<std::size_t>(n);
+    }
+    narrate(options, "sent %zu bytes: %s", sent, data.substr(0, data.find('\r')).c_str());
+}
+
+// Step 3 - receive until the server closes.
+//
+// Python: data = sock.recv(4096). The tutorial stops after one recv, but one
+// recv returns whatever has arrived so far, as soon as anything has arrived,
+// not a whole response [claim:blocking-recv-returns-what-is-there]. The end
+// of the response is when recv returns 0: the server's FIN, its "no more
+// data" [claim:recv-zero-at-eof]. So we loop until then, copying each piece
+// to stdout at once: memory stays at one buffer, whatever the size.
+std::uint64_t receive_until_eof(const Options& options, net::socket_t fd) {
+    static char buffer[64 * 1024];  // chapter 3 measures which size is best
+    std::uint64_t received = 0, calls = 0;
+    auto start = std::chrono::steady_clock::now();
+    for (;;) {
+        long n = traced(::recv(fd, buffer, sizeof buffer, 0), "recv", fd, sizeof buffer);
+        if (n > 0) {
+            if (received == 0)
+                narrate(options, "first bytes after %.3f s", chapter::seconds_since(start));
+            chapter::write_stdout(buffer, static_cast<std::size_t>(n));
+            received += static_cast<std::uint64_t>(n);
+            ++calls;
+            continue;
+        }
+        if (n == 0) break;  // the server's FIN: the response is complete
+        int err = net::last_error();
+        if (net::is_interrupted(err)) continue;
+        if (net::is_timed_out(err))
+            throw Failure("recv", "no data for " + seconds_text(options.timeout) +
+                                      " (SO_RCVTIMEO expired: " + net::error_name(err) + ")");
+        // ECONNRESET: the server aborted the connection with an RST
+        // [claim:recv-after-rst-fails-econnreset]. Bytes that came before it
+        // are already on stdout.
+        throw Failure("recv", err);
+    }
+    if (received == 0)
+        throw Failure("recv", "the server closed the connection without answering");
+    narrate(options, "recv returned 0: the server closed; %llu bytes in %llu recv calls",
+            static_cast<unsigned long long>(received), static_cast<unsigned long long>(calls));
+    return received;
+}
+
+}  // namespace
+
+int main(int argc, char** argv) {
+    net::Startup startup;  // WSAStartup on Windows, nothing on POSIX
+    Options options;
+    int status = chapter::parse_command_line(argc, argv, program, options);
+    if (status >= 0) return status;
+
+    try {
+        auto server = chapter::start_builtin_server(options);  // only without HOST
+        net::Socket sock = connect_to_host(options);
+        send_all(options, sock.get(), chapter::http_request(options));
+        receive_until_eof(options, sock.get());
+
+        // Step 4 - close. Python: sock.close(). It releases the descriptor;
+        // the kernel still delivers anything queued and ends the connection
+        // with a FIN (chapter 4 is about the ways to end a connection).
+        net::socket_t fd = sock.release();
+        traced(net::close_socket(fd), "close", fd);
+        narrate(options, "closed the socket");
+    } catch (const Failure& failure) {
+        return chapter::report(program, failure);
+    }
+    return 0;
+}

@@ -1,0 +1,211 @@
+// chapter.cpp - command line, narration and failure reporting for the chapters.
+#include "chapter.h"
+
+#include "trace.h"
+
+#include <cerrno>
+#include <cmath>
+#include <cstdarg>
+#include <cstdlib>
+#include <cstring>
+
+namespace chapter {
+
+namespace {
+
+void print_usage(const Program& program, FILE* out) {
+    std::fprintf(out,
+                 "usage: %s [OPTIONS] [HOST [PORT]]\n"
+                 "%s\n"
+                 "\n"
+                 "Without HOST it starts the built-in lab server on 127.0.0.1 and talks to it.\n"
+                 "HOST is a name or an IPv4/IPv6 address; PORT defaults to 80.\n"
+                 "stdout gets exactly the bytes received; narration and errors go to stderr.\n"
+                 "Exit status: 0 response read to the end, 1 network failure, 2 usage error.\n"
+                 "\n"
+                 "options:\n"
+                 "  --path PATH            request target (default /)\n"
+                 "  --timeout SECONDS      connect and idle timeout (default 5; fractions allowed)\n"
+                 "  --scenario NAME[:ARG]  the built-in server's behaviour (default %s; not with HOST)\n"
+                 "  --trace                print every socket call and its result on stderr\n"
+                 "  --quiet                no narration (errors are still printed)\n"
+                 "  --help                 this text\n",
+                 program.name, program.summary, program.default_scenario);
+    for (const ExtraOption& extra : program.extras) {
+        std::string left = std::string("--") + extra.name;
+        if (extra.value_name) left += std::string(" ") + extra.value_name;
+        std::fprintf(out, "  %-22s %s\n", left.c_str(), extra.help);
+    }
+    std::fprintf(out, "\nscenarios:\n%s", lab::scenario_help);
+}
+
+bool parse_port(const std::string& text) {
+    if (text.empty() || text.size() > 5) return false;
+    for (char c : text)
+        if (c < '0' || c > '9') return false;
+    long port = std::strtol(text.c_str(), nullptr, 10);
+    return port >= 1 && port <= 65535;
+}
+
+bool parse_seconds(const std::string& text, double& seconds) {
+    if (text.empty()) return false;
+    char* end = nullptr;
+    errno = 0;
+    seconds = std::strtod(text.c_str(), &end);
+    return errno == 0 && end == text.c_str() + text.size() && std::isfinite(seconds) &&
+           seconds > 0 && seconds <= 86400;
+}
+
+}  // namespace
+
+int usage_error(const Program& program, const std::string& message) {
+    std::fprintf(stderr, "%s: %s\n", program.name, message.c_str());
+    print_usage(program, stderr);
+    return 2;
+}
+
+int parse_command_line(int argc, char** argv, const Program& program, Options& options) {
+    std::vector<std::string> positional;
+    bool scenario_given = false;
+    for (int i = 1; i < argc; ++i) {
+        std::string arg = argv[i];
+        if (arg.size() < 2 || arg.compare(0, 2, "--") != 0 || arg == "--") {
+            if (!arg.empty() && arg[0] == '-' && arg != "-")
+                return usage_error(program, "unknown option '" + arg + "'");
+            positional.push_back(arg);
+            continue;
+        }
+        // "--name value" or "--name=value"
+        std::string name = arg.substr(2), value;
+        bool inline_value = false;
+        if (std::size_t eq = name.find('='); eq != std::string::npos) {
+            value = name.substr(eq + 1);
+            name = name.substr(0, eq);
+            inline_value = true;
+        }
+        auto take_value = [&]() -> bool {
+            if (inline_value) return true;
+            if (i + 1 >= argc) return false;
+            value = argv[++i];
+            return true;
+        };
+        auto is_flag = [&](bool& flag) {
+            if (inline_value) return false;
+            flag = true;
+            return true;
+        };
+
+        if (name == "help") {
+            print_usage(program, stdout);
+            return 0;
+        } else if (name == "trace" || name == "quiet") {
+            if (!is_flag(name == "trace" ? options.trace : options.quiet))
+                return usage_error(program, "option --" + name + " takes no value");
+        } else if (name == "path") {
+            if (!take_value()) return usage_error(program, "option --path needs a value");
+            if (value.empty() || value.find_first_of("\r\n ") != std::string::npos)
+                return usage_error(program, "--path: '" + value + "' must be non-empty, with no spaces or line breaks");
+            options.path = value;
+        } else if (name == "timeout") {
+            if (!take_value()) return usage_error(program, "option --timeout needs a value");
+            if (!parse_seconds(value, options.timeout))
+                return usage_error(program, "--timeout: '" + value + "' is not a number of seconds greater than 0");
+        } else if (name == "scenario") {
+            if (!take_value()) return usage_error(program, "option --scenario needs a value");
+            lab::Scenario scenario;
+            std::string error;
+            if (!lab::parse_scenario(value, scenario, error))
+                return usage_error(program, "--scenario: " + error);
+            options.scenario = value;
+            scenario_given = true;
+        } else {
+            const ExtraOption* extra = nullptr;
+            for (const ExtraOption& candidate : program.extras)
+                if (name == candidate.name) extra = &candidate;
+            if (!extra) return usage_error(program, "unknown option '--" + name + "'");
+            if (extra->value_name) {
+                if (!take_value())
+                    return usage_error(program, "option --" + name + " needs a value");
+                *extra->value = value;
+            } else if (!is_flag(*extra->flag)) {
+                return usage_error(program, "option --" + name + " takes no value");
+            }
+        }
+    }
+
+    if (positional.size() > 2)
+        return usage_error(program, "unexpected argument '" + positional[2] + "'");
+    if (!positional.empty()) {
+        options.host = positional[0];
+        if (options.host.empty()) return usage_error(program, "HOST must not be empty");
+    }
+    if (positional.size() == 2) {
+        if (!parse_port(positional[1]))
+            return usage_error(program, "PORT '" + positional[1] + "' is not a number from 1 to 65535");
+        options.port = positional[1];
+    }
+    if (scenario_given && !options.host.empty())
+        return usage_error(program, "--scenario is for the built-in server; it cannot be used with HOST");
+    if (!scenario_given) options.scenario = program.default_scenario;
+    trace::enable(options.trace);
+    return -1;
+}
+
+void narrate(const Options& options, const char* format, ...) {
+    if (options.quiet) return;
+    char text[1024];
+    va_list args;
+    va_start(args, format);
+    std::vsnprintf(text, sizeof text, format, args);
+    va_end(args);
+    std::fprintf(stderr, "* %s\n", text);
+}
+
+Failure::Failure(const std::string& call, int err)
+    : std::runtime_error(call + ": " + net::error_text(err) + " (" + net::error_name(err) + ")") {}
+
+Failure::Failure(const std::string& call, const std::string& reason)
+    : std::runtime_error(call + ": " + reason) {}
+
+int report(const Program& program, const Failure& failure) {
+    std::fflush(stdout);  // what we received is out before the error line
+    std::fprintf(stderr, "%s: %s\n", program.name, failure.what());
+    return 1;
+}
+
+std::unique_ptr<lab::Server> start_builtin_server(Options& options) {
+    if (!options.host.empty()) return nullptr;
+    lab::Scenario scenario;
+    std::string error;
+    lab::parse_scenario(options.scenario, scenario, error);  // checked by parse_command_line
+
+    std::function<void(const std::string&)> on_event;
+    if (!options.quiet)
+        on_event = [](const std::string& text) { std::fprintf(stderr, "  [server] %s\n", text.c_str()); };
+    auto server = std::make_unique<lab::Server>(scenario, on_event);
+    if (!server->start("127.0.0.1", 0, error)) throw Failure("built-in lab server", error);
+    options.host = "127.0.0.1";
+    options.port = std::to_string(server->port());
+    narrate(options, "no HOST given: started the built-in lab server on %s (scenario %s)",
+            server->address().c_str(), options.scenario.c_str());
+    return server;
+}
+
+std::string http_request(const Options& options) {
+    std::string host = options.host;
+    if (host.find(':') != std::string::npos) host = "[" + host + "]";  // an IPv6 literal
+    if (options.port != "80") host += ":" + options.port;
+    return "GET " + options.path + " HTTP/1.1\r\nHost: " + host +
+           "\r\nConnection: close\r\n\r\n";
+}
+
+void write_stdout(const char* data, size_t size) {
+    if (size > 0 && std::fwrite(data, 1, size, stdout) != size)
+        throw Failure("write to stdout", std::strerror(errno));
+}
+
+double seconds_since(std::chrono::steady_clock::time_point start) {
+    return std::chrono::duration<double>(std::chrono::steady_clock::now() - start).count();
+}
+
+}  // namespace chapter

@@ -1,0 +1,93 @@
+// chapter.h - what every chapter program shares besides the sockets:
+// the command line (SPEC, "Every chapter program"), narration on stderr,
+// one way to report a failure, and the built-in lab server when no HOST is given.
+#pragma once
+
+#include "labserver.h"
+#include "platform.h"
+
+#include <chrono>
+#include <cstdio>
+#include <memory>
+#include <stdexcept>
+#include <string>
+#include <vector>
+
+namespace chapter {
+
+struct Options {
+    std::string host;  // empty: talk to the built-in lab server
+    std::string port = "80";
+    std::string path = "/";
+    double timeout = 5.0;  // seconds, for connect and for each wait for data
+    std::string scenario;  // the built-in server's scenario, "" = the chapter's default
+    bool trace = false;
+    bool quiet = false;
+};
+
+// An option of one chapter only: "--name VALUE" when value_name is set
+// (stored in *value), or a flag (sets *flag).
+struct ExtraOption {
+    const char* name;
+    const char* value_name;  // nullptr for a flag
+    const char* help;
+    std::string* value;
+    bool* flag;
+};
+
+struct Program {
+    const char* name;              // "chapter1"
+    const char* summary;           // one line for --help
+    const char* default_scenario;  // built-in server scenario when --scenario is absent
+    std::vector<ExtraOption> extras;
+};
+
+// Parse the command line into `options`. Returns -1 to go on, or the exit
+// status to return at once: 0 after --help, 2 after a usage error (the error
+// line and the usage are already on stderr).
+int parse_command_line(int argc, char** argv, const Program& program, Options& options);
+
+// For a chapter's own checks of its extra options: print "NAME: message" and
+// the usage on stderr, return 2.
+int usage_error(const Program& program, const std::string& message);
+
+// Narration: one line on stderr, unless --quiet. printf-style.
+void narrate(const Options& options, const char* format, ...)
+#if defined(__GNUC__)
+    __attribute__((format(printf, 2, 3)))
+#endif
+    ;
+
+// A call that failed, carried to main, which prints it and exits 1:
+//   Failure("connect 127.0.0.1:9", ECONNREFUSED)
+//     -> "connect 127.0.0.1:9: Connection refused (ECONNREFUSED)"
+//   Failure("recv", "no data for 5 s")
+//     -> "recv: no data for 5 s"
+class Failure : public std::runtime_error {
+public:
+    Failure(const std::string& call, int err);
+    Failure(const std::string& call, const std::string& reason);
+};
+
+// Print "NAME: <failure>" on stderr and return 1, the exit status for a network failure.
+int report(const Program& program, const Failure& failure);
+
+// Without HOST, start the lab server in this process on 127.0.0.1 (ephemeral
+// port, the chosen scenario), narrate it, and point options.host/port at it.
+// With HOST, return nullptr. Throws Failure if the server cannot start.
+std::unique_ptr<lab::Server> start_builtin_server(Options& options);
+
+// The request every chapter sends (SPEC): "GET PATH HTTP/1.1" with Host and
+// "Connection: close", so the server closes after its answer and the client
+// can read until EOF. Unlike the tutorial's "GET /\n" (HTTP/0.9), this gets a
+// status line and headers from every server.
+std::string http_request(const Options& options);
+
+// Copy received bytes to stdout, all of them (fwrite; binary mode on Windows).
+// Throws Failure when stdout fails (a full disk, a closed pipe).
+void write_stdout(const char* data, size_t size);
+
+// Seconds since `start` on the steady clock.
+double seconds_since(std::chrono::steady_clock::time_point start);
+
+}  // namespace chapter

@@ -1,0 +1,183 @@
+// platform.cpp - the POSIX and Winsock halves of platform.h.
+#include "platform.h"
+
+#include <cstdio>
+#include <cstdlib>
+#include <cstring>
+
+#ifdef _WIN32
+#include <fcntl.h>
+#include <io.h>
+#endif
+
+namespace net {
+
+namespace {
+struct ErrorName {
+    int code;
+    const char* name;
+};
+#define NET_ERROR(code) {code, #code}
+#ifdef _WIN32
+const ErrorName error_names[] = {
+    NET_ERROR(WSAEWOULDBLOCK),  NET_ERROR(WSAEINPROGRESS),   NET_ERROR(WSAEALREADY),
+    NET_ERROR(WSAEINTR),        NET_ERROR(WSAECONNREFUSED),  NET_ERROR(WSAECONNRESET),
+    NET_ERROR(WSAECONNABORTED), NET_ERROR(WSAETIMEDOUT),     NET_ERROR(WSAENOTCONN),
+    NET_ERROR(WSAEISCONN),      NET_ERROR(WSAESHUTDOWN),     NET_ERROR(WSAEBADF),
+    NET_ERROR(WSAEINVAL),       NET_ERROR(WSAEADDRINUSE),    NET_ERROR(WSAEADDRNOTAVAIL),
+    NET_ERROR(WSAENETUNREACH),  NET_ERROR(WSAEHOSTUNREACH),  NET_ERROR(WSAEAFNOSUPPORT),
+    NET_ERROR(WSAEMFILE),       NET_ERROR(WSAENOBUFS),       NET_ERROR(WSAENOTSOCK),
+    NET_ERROR(WSAEFAULT),       NET_ERROR(WSAEACCES),        NET_ERROR(WSAEMSGSIZE),
+    NET_ERROR(WSAENOPROTOOPT),  NET_ERROR(WSANOTINITIALISED), NET_ERROR(WSAHOST_NOT_FOUND),
+    NET_ERROR(WSATRY_AGAIN),    NET_ERROR(WSANO_DATA),
+};
+#else
+const ErrorName error_names[] = {
+    NET_ERROR(EAGAIN),       NET_ERROR(EWOULDBLOCK),   NET_ERROR(EINPROGRESS),
+    NET_ERROR(EALREADY),     NET_ERROR(EINTR),         NET_ERROR(ECONNREFUSED),
+    NET_ERROR(ECONNRESET),   NET_ERROR(ECONNABORTED),  NET_ERROR(ETIMEDOUT),
+    NET_ERROR(EPIPE),        NET_ERROR(ENOTCONN),      NET_ERROR(EISCONN),
+    NET_ERROR(EBADF),        NET_ERROR(EINVAL),        NET_ERROR(EADDRINUSE),
+    NET_ERROR(EADDRNOTAVAIL), NET_ERROR(ENETUNREACH),  NET_ERROR(EHOSTUNREACH),
+    NET_ERROR(EAFNOSUPPORT), NET_ERROR(EMFILE),        NET_ERROR(ENFILE),
+    NET_ERROR(ENOBUFS),      NET_ERROR(ENOTSOCK),      NET_ERROR(EFAULT),
+    NET_ERROR(EACCES),       NET_ERROR(EPERM),         NET_ERROR(ENOMEM),
+    NET_ERROR(EMSGSIZE),     NET_ERROR(ENOPROTOOPT),   NET_ERROR(ENOENT),
+};
+#endif
+#undef NET_ERROR
+}  // namespace
+
+std::string error_name(int err) {
+    for (const ErrorName& e : error_names)
+        if (e.code == err) return e.name;
+    return "E" + std::to_string(err);
+}
+
+#ifdef _WIN32
+
+int last_error() { return WSAGetLastError(); }
+void set_last_error(int err) { WSASetLastError(err); }
+
+std::string error_text(int err) {
+    char text[512] = "";
+    DWORD n = FormatMessageA(FORMAT_MESSAGE_FROM_SYSTEM | FORMAT_MESSAGE_IGNORE_INSERTS, nullptr,
+                             static_cast<DWORD>(err), 0, text, sizeof text, nullptr);
+    while (n > 0 && (text[n - 1] == '\n' || text[n - 1] == '\r' || text[n - 1] == ' ' ||
+                     text[n - 1] == '.'))
+        text[--n] = '\0';
+    if (n == 0) return "Winsock error " + std::to_string(err);
+    return text;
+}
+
+int close_socket(socket_t fd) { return ::closesocket(fd) == 0 ? 0 : -1; }
+
+int set_nonblocking(socket_t fd, bool on) {
+    u_long value = on ? 1 : 0;
+    return ::ioctlsocket(fd, FIONBIO, &value) == 0 ? 0 : -1;
+}
+
+int set_timeout_option(socket_t fd, int option, double seconds) {
+    DWORD ms = static_cast<DWORD>(seconds * 1000 + 0.5);
+    if (seconds > 0 && ms == 0) ms = 1;  // 0 would mean "no timeout"
+    return ::setsockopt(fd, SOL_SOCKET, option, reinterpret_cast<const char*>(&ms), sizeof ms);
+}
+
+double get_timeout_option(socket_t fd, int option) {
+    DWORD ms = 0;
+    int len = sizeof ms;
+    if (::getsockopt(fd, SOL_SOCKET, option, reinterpret_cast<char*>(&ms), &len) != 0) return -1;
+    return ms / 1000.0;
+}
+
+void no_sigpipe(socket_t) {}
+
+bool is_would_block(int err) { return err == WSAEWOULDBLOCK; }
+bool is_in_progress(int err) { return err == WSAEWOULDBLOCK || err == WSAEINPROGRESS; }
+bool is_interrupted(int err) { return err == WSAEINTR; }
+bool is_timed_out(int err) { return err == WSAETIMEDOUT; }
+bool fits_in_fd_set(socket_t) { return true; }
+
+Startup::Startup() {
+    WSADATA data;
+    int err = WSAStartup(MAKEWORD(2, 2), &data);
+    if (err != 0) {
+        std::fprintf(stderr, "WSAStartup failed: %s\n", error_text(err).c_str());
+        std::exit(1);
+    }
+    _setmode(_fileno(stdout), _O_BINARY);
+}
+Startup::~Startup() { WSACleanup(); }
+
+#else  // POSIX
+
+int last_error() { return errno; }
+void set_last_error(int err) { errno = err; }
+
+std::string error_text(int err) { return std::strerror(err); }
+
+int close_socket(socket_t fd) {
+    // Never retried on EINTR: on Linux the descriptor is already released
+    // then, and a retry could close a descriptor another thread just opened.
+    return ::close(fd);
+}
+
+int set_nonblocking(socket_t fd, bool on) {
+    int flags = ::fcntl(fd, F_GETFL, 0);  // read-modify-write: keep O_APPEND and friends
+    if (flags == -1) return -1;
+    int wanted = on ? (flags | O_NONBLOCK) : (flags & ~O_NONBLOCK);
+    if (wanted == flags) return 0;
+    return ::fcntl(fd, F_SETFL, wanted);
+}
+
+int set_timeout_option(socket_t fd, int option, double seconds) {
+    timeval tv{};
+    tv.tv_sec = static_cast<time_t>(seconds);
+    tv.tv_usec = static_cast<suseconds_t>((seconds - static_cast<double>(tv.tv_sec)) * 1e6);
+    if (seconds > 0 && tv.tv_sec == 0 && tv.tv_usec == 0) tv.tv_usec = 1;  // 0 means "none"
+    return ::setsockopt(fd, SOL_SOCKET, option, reinterpret_cast<const char*>(&tv), sizeof tv);
+}
+
+double get_timeout_option(socket_t fd, int option) {
+    timeval tv{};
+    socklen_t len = sizeof tv;
+    if (::getsockopt(fd, SOL_SOCKET, option, reinterpret_cast<char*>(&tv), &len) != 0) return -1;
+    return static_cast<double>(tv.tv_sec) + static_cast<double>(tv.tv_usec) / 1e6;
+}
+
+void no_sigpipe(socket_t fd) {
+#ifdef SO_NOSIGPIPE
+    int one = 1;
+    ::setsockopt(fd, SOL_SOCKET, SO_NOSIGPIPE, &one, sizeof one);
+#else
+    (void)fd;
+#endif
+}
+
+bool is_would_block(int err) { return err == EAGAIN || err == EWOULDBLOCK; }
+bool is_in_progress(int err) { return err == EINPROGRESS; }
+bool is_interrupted(int err) { return err == EINTR; }
+bool is_timed_out(int err) { return err == EAGAIN || err == EWOULDBLOCK; }
+bool fits_in_fd_set(socket_t fd) { return fd >= 0 && fd < FD_SETSIZE; }
+
+Startup::Startup() {}
+Startup::~Startup() {}
+
+#endif
+
+std::string address_text(const sockaddr* addr) {
+    char host[INET6_ADDRSTRLEN] = "?";
+    if (addr->sa_family == AF_INET) {
+        const auto* in = reinterpret_cast<const sockaddr_in*>(addr);
+        ::inet_ntop(AF_INET, &in->sin_addr, host, sizeof host);
+        return std::string(host) + ":" + std::to_string(ntohs(in->sin_port));
+    }
+    if (addr->sa_family == AF_INET6) {
+        const auto* in6 = reinterpret_cast<const sockaddr_in6*>(addr);
+        ::inet_ntop(AF_INET6, &in6->sin6_addr, host, sizeof host);
+        return "[" + std::string(host) + "]:" + std::to_string(ntohs(in6->sin6_port));
+    }
+    return "(address family " + std::to_string(addr->sa_family) + ")";
+}
+
+}  // namespace net

@@ -1,0 +1,149 @@
+// platform.h - the only place where POSIX sockets and Winsock differ for us.
+//
+// Everything the two APIs share (socket, connect, send, recv, select, shutdown,
+// getaddrinfo, setsockopt...) is called directly by the chapters under its real
+// name. This header covers only what is spelled differently:
+//
+//   what                      POSIX                       Winsock
+//   ------------------------  --------------------------  ------------------------------
+//   socket handle             int (-1 when invalid)       SOCKET (INVALID_SOCKET)
+//   close                     close()                     closesocket()
+//   last error                errno                       WSAGetLastError()
+//   error text                strerror()                  FormatMessage()
+//   non-blocking switch       fcntl(F_SETFL, O_NONBLOCK)  ioctlsocket(FIONBIO)
+//   library start/stop        nothing                     WSAStartup() / WSACleanup()
+//   SO_RCVTIMEO, SO_SNDTIMEO  struct timeval              DWORD of milliseconds
+//   no SIGPIPE on send        MSG_NOSIGNAL/SO_NOSIGPIPE   nothing (no signals)
+//   shutdown directions       SHUT_RD/SHUT_WR/SHUT_RDWR   SD_RECEIVE/SD_SEND/SD_BOTH
+#pragma once
+
+#ifdef _WIN32
+#ifndef WIN32_LEAN_AND_MEAN
+#define WIN32_LEAN_AND_MEAN
+#endif
+#ifndef NOMINMAX
+#define NOMINMAX
+#endif
+#include <winsock2.h>
+#include <ws2tcpip.h>
+#else
+#include <arpa/inet.h>
+#include <cerrno>
+#include <fcntl.h>
+#include <netdb.h>
+#include <netinet/in.h>
+#include <netinet/tcp.h>
+#include <poll.h>
+#include <sys/select.h>
+#include <sys/socket.h>
+#include <sys/time.h>
+#include <unistd.h>
+#endif
+
+#include <string>
+
+namespace net {
+
+#ifdef _WIN32
+using socket_t = SOCKET;
+constexpr socket_t invalid_socket = INVALID_SOCKET;
+constexpr int shut_rd = SD_RECEIVE;
+constexpr int shut_wr = SD_SEND;
+constexpr int shut_rdwr = SD_BOTH;
+constexpr int send_flags = 0;  // Winsock raises no signal on a broken connection
+#else
+using socket_t = int;
+constexpr socket_t invalid_socket = -1;
+constexpr int shut_rd = SHUT_RD;
+constexpr int shut_wr = SHUT_WR;
+constexpr int shut_rdwr = SHUT_RDWR;
+#ifdef MSG_NOSIGNAL
+constexpr int send_flags = MSG_NOSIGNAL;  // EPIPE instead of a deadly SIGPIPE (Linux, BSD)
+#else
+constexpr int send_flags = 0;  // macOS: no_sigpipe() sets SO_NOSIGPIPE on the socket instead
+#endif
+#endif
+
+// errno, or WSAGetLastError(). Read it right after the call that failed.
+int last_error();
+void set_last_error(int err);
+
+// "Connection refused": strerror(), or FormatMessage() on Windows.
+std::string error_text(int err);
+
+// "ECONNREFUSED", or "WSAECONNREFUSED" on Windows; "E<number>" when unknown.
+std::string error_name(int err);
+
+// close() or closesocket(). Returns 0 or -1 like close().
+int close_socket(socket_t fd);
+
+// Turn O_NONBLOCK (FIONBIO on Windows) on or off. On POSIX this reads the file
+// status flags first and changes only O_NONBLOCK, keeping the others.
+// Returns 0 or -1 (error in last_error()).
+int set_nonblocking(socket_t fd, bool on);
+
+// SO_RCVTIMEO or SO_SNDTIMEO in seconds (0 = no timeout), converted to a
+// timeval, or to a DWORD of milliseconds on Windows. Returns 0 or -1.
+int set_timeout_option(socket_t fd, int option, double seconds);
+// The same option read back with getsockopt; -1 on failure.
+double get_timeout_option(socket_t fd, int option);
+
+// Where send_flags cannot prevent SIGPIPE (macOS), set SO_NOSIGPIPE; no-op elsewhere.
+void no_sigpipe(socket_t fd);
+
+// The error classes that the platforms spell differently.
+bool is_would_block(int err);  // EAGAIN, EWOULDBLOCK / WSAEWOULDBLOCK
+bool is_in_progress(int err);  // EINPROGRESS / WSAEWOULDBLOCK (a connect under way)
+bool is_interrupted(int err);  // EINTR / WSAEINTR
+bool is_timed_out(int err);    // what a kernel timeout (SO_RCVTIMEO) reports: EAGAIN / WSAETIMEDOUT
+
+// Can this descriptor go into an fd_set? POSIX fd_sets are bitmaps of
+// FD_SETSIZE bits, so fd must be < FD_SETSIZE; a Winsock fd_set is a list of
+// up to FD_SETSIZE handles, so any single socket fits.
+bool fits_in_fd_set(socket_t fd);
+
+// "127.0.0.1:8080" or "[::1]:8080" for a socket address.
+std::string address_text(const sockaddr* addr);
+
+// WSAStartup()/WSACleanup() on Windows; also puts stdout in binary mode there,
+// so the bytes we copy from the socket reach it unchanged. Nothing on POSIX.
+struct Startup {
+    Startup();
+    ~Startup();
+    Startup(const Startup&) = delete;
+    Startup& operator=(const Startup&) = delete;
+};
+
+// Owns one socket: closes it when it goes out of scope, on every path.
+class Socket {
+public:
+    Socket() = default;
+    explicit Socket(socket_t fd) : fd_(fd) {}
+    ~Socket() { reset(); }
+    Socket(Socket&& other) noexcept : fd_(other.release()) {}
+    Socket& operator=(Socket&& other) noexcept {
+        if (this != &other) {
+            reset();
+            fd_ = other.release();
+        }
+        return *this;
+    }
+    Socket(const Socket&) = delete;
+    Socket& operator=(const Socket&) = delete;
+
+    socket_t get() const { return fd_; }
+    bool valid() const { return fd_ != invalid_socket; }
+    socket_t release() {
+        socket_t fd = fd_;
+        fd_ = invalid_socket;
+        return fd;
+    }
+    void reset() {
+        if (valid()) close_socket(release());
+    }
+
+private:
+    socket_t fd_ = invalid_socket;
+};
+
+}  // namespace net
