@@ -269,8 +269,9 @@ void Server::stop(double grace) {
         changed_.wait_for(lock, std::chrono::duration<double>(grace),
                           [this] { return active_ == 0; });
         stopping_ = true;
-        // Wakes every connection thread blocked in recv or send; the thread
-        // then closes its socket itself, so no descriptor is closed twice.
+        // shutdown() wakes a thread blocked in recv on that socket
+        // [claim:shutdown-wakes-blocked-recv] (or in send); the thread then
+        // closes its socket itself, so no descriptor is closed twice.
         for (net::socket_t fd : open_) ::shutdown(fd, net::shut_rdwr);
         wake_accept = accepting_;
         changed_.notify_all();
@@ -446,8 +447,10 @@ void Server::serve_request(net::socket_t fd, const std::string& client) {
 }
 
 // After answering: send our FIN (shutdown for writing), then wait for the
-// client's FIN before closing. Closing at once could turn the client's last
-// bytes into an RST, and waiting lets us report how the client ended.
+// client's FIN before closing. Closing while received bytes sit unread sends
+// an RST instead of a FIN [claim:close-with-unread-data-sends-rst], which can
+// destroy the answer the client has not read yet; and waiting lets us report
+// how the client ended.
 void Server::finish(net::socket_t fd, const std::string& client) {
     ::shutdown(fd, net::shut_wr);
     net::set_timeout_option(fd, SO_RCVTIMEO, linger_limit);

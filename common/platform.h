@@ -78,14 +78,17 @@ std::string error_name(int err);
 int close_socket(socket_t fd);
 
 // Turn O_NONBLOCK (FIONBIO on Windows) on or off. On POSIX this reads the file
-// status flags first and changes only O_NONBLOCK, keeping the others.
+// status flags first and changes only O_NONBLOCK, keeping the others
+// [claim:nonblocking-keeps-other-flags]; a plain F_SETFL of O_NONBLOCK would
+// clear them.
 // Returns 0 or -1 (error in last_error()).
 int set_nonblocking(socket_t fd, bool on);
 
 // SO_RCVTIMEO or SO_SNDTIMEO in seconds (0 = no timeout), converted to a
 // timeval, or to a DWORD of milliseconds on Windows. Returns 0 or -1.
 int set_timeout_option(socket_t fd, int option, double seconds);
-// The same option read back with getsockopt; -1 on failure.
+// The same option read back with getsockopt [claim:timeout-option-reads-back];
+// -1 on failure.
 double get_timeout_option(socket_t fd, int option);
 
 // Where send_flags cannot prevent SIGPIPE (macOS), set SO_NOSIGPIPE; no-op elsewhere.

@@ -1,0 +1,177 @@
+// Claims of chapter 1 (the blocking client), each checked on real loopback sockets.
+#include "harness.h"
+
+#include <cstring>
+#include <thread>
+#include <vector>
+
+using harness::describe;
+using harness::must;
+using harness::seconds_since;
+using Clock = std::chrono::steady_clock;
+
+TEST_CASE("getaddrinfo-literal-family") {
+    struct Case {
+        const char* host;
+        int family;
+    } cases[] = {{"127.0.0.1", AF_INET}, {"::1", AF_INET6}};
+    for (const Case& c : cases) {
+        addrinfo hints{};
+        hints.ai_family = AF_UNSPEC;
+        hints.ai_socktype = SOCK_STREAM;
+        addrinfo* found = nullptr;
+        int rc = ::getaddrinfo(c.host, "80", &hints, &found);
+        EXPECT(rc == 0, std::string(c.host) + ": getaddrinfo returned " + ::gai_strerror(rc));
+        int count = 0;
+        for (addrinfo* a = found; a; a = a->ai_next, ++count) {
+            EXPECT(a->ai_family == c.family,
+                   std::string(c.host) + " came back as family " + std::to_string(a->ai_family));
+            std::string text = net::address_text(a->ai_addr);
+            std::string want = c.family == AF_INET6 ? "[::1]:80" : "127.0.0.1:80";
+            EXPECT(text == want, "got " + text);
+        }
+        ::freeaddrinfo(found);
+        EXPECT(count == 1, std::string(c.host) + " gave " + std::to_string(count) + " addresses");
+    }
+}
+
+TEST_CASE("getaddrinfo-empty-label-fails") {
+    addrinfo hints{};
+    hints.ai_family = AF_UNSPEC;
+    hints.ai_socktype = SOCK_STREAM;
+    addrinfo* found = nullptr;
+    auto start = Clock::now();
+    int rc = ::getaddrinfo("host..invalid", "80", &hints, &found);
+    double took = seconds_since(start);
+    if (rc == 0) ::freeaddrinfo(found);
+    EXPECT(rc != 0, "the name with an empty label resolved");
+    EXPECT(took < 1.0, "it took " + std::to_string(took) + " s, as if a resolver was asked");
+}
+
+TEST_CASE("connect-refused") {
+    std::uint16_t port = harness::unused_port();
+    sockaddr_in to{};
+    to.sin_family = AF_INET;
+    to.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+    to.sin_port = htons(port);
+    net::Socket sock(must(::socket(AF_INET, SOCK_STREAM, IPPROTO_TCP), "socket"));
+    int rc = ::connect(sock.get(), reinterpret_cast<sockaddr*>(&to), sizeof to);
+    int err = net::last_error();
+    EXPECT(rc == -1, "connect to a port with no listener succeeded");
+#ifdef _WIN32
+    EXPECT(err == WSAECONNREFUSED, "connect failed with " + describe(err));
+#else
+    EXPECT(err == ECONNREFUSED, "connect failed with " + describe(err));
+#endif
+}
+
+TEST_CASE("rcvtimeo-bounds-recv") {
+    harness::Pair p = harness::connected_pair();
+    must(net::set_timeout_option(p.client.get(), SO_RCVTIMEO, 0.3), "SO_RCVTIMEO");
+    char buffer[16];
+    auto start = Clock::now();
+    long n = ::recv(p.client.get(), buffer, sizeof buffer, 0);
+    int err = net::last_error();
+    double took = seconds_since(start);
+    EXPECT(n == -1, "recv returned " + std::to_string(n) + " with nothing sent");
+#ifdef _WIN32
+    EXPECT(err == WSAETIMEDOUT, "recv failed with " + describe(err));
+#else
+    EXPECT(err == EAGAIN || err == EWOULDBLOCK, "recv failed with " + describe(err));
+#endif
+    EXPECT(took >= 0.25 && took < 1.5, "recv gave up after " + std::to_string(took) + " s, not ~0.3 s");
+}
+
+TEST_CASE("linux-sndtimeo-bounds-connect") {
+#ifndef __linux__
+    harness::skip("SO_SNDTIMEO bounds connect() only on Linux");
+#else
+    harness::FullListener full = harness::full_backlog_listener();
+    net::Socket sock(must(::socket(AF_INET, SOCK_STREAM, IPPROTO_TCP), "socket"));
+    must(net::set_timeout_option(sock.get(), SO_SNDTIMEO, 0.3), "SO_SNDTIMEO");
+    auto start = Clock::now();
+    int rc = ::connect(sock.get(), full.listener.addr(), full.listener.length);
+    int err = errno;
+    double took = seconds_since(start);
+    EXPECT(rc == -1, "connect to a full backlog succeeded");
+    EXPECT(err == EINPROGRESS, "connect failed with " + describe(err));
+    EXPECT(took >= 0.25 && took < 1.5, "connect gave up after " + std::to_string(took) + " s");
+#endif
+}
+
+TEST_CASE("send-partial-on-timeout") {
+#ifndef __linux__
+    harness::skip("a partial count from a timed-out blocking send is Linux behaviour; "
+                  "Winsock fails the whole send with WSAETIMEDOUT");
+#else
+    harness::Pair p = harness::connected_pair();  // the server never reads
+    must(net::set_timeout_option(p.client.get(), SO_SNDTIMEO, 0.2), "SO_SNDTIMEO");
+    std::vector<char> data(64 * 1024 * 1024, 'x');  // far more than both buffers hold
+    long n = ::send(p.client.get(), data.data(), data.size(), net::send_flags);
+    EXPECT(n > 0 && static_cast<std::size_t>(n) < data.size(),
+           "send returned " + std::to_string(n) + " (" + harness::last_error_text() + ")");
+#endif
+}
+
+TEST_CASE("send-flags-no-sigpipe") {
+    harness::Pair p = harness::connected_pair();
+    must(::shutdown(p.client.get(), net::shut_wr), "shutdown");
+    const char data[] = "after shutdown";
+    // Without MSG_NOSIGNAL, Linux would kill this test process with SIGPIPE here.
+    long n = ::send(p.client.get(), data, sizeof data, net::send_flags);
+    int err = net::last_error();
+    EXPECT(n == -1, "send after SHUT_WR returned " + std::to_string(n));
+#ifdef _WIN32
+    EXPECT(err == WSAESHUTDOWN, "send failed with " + describe(err));
+#else
+    EXPECT(err == EPIPE, "send failed with " + describe(err));
+#endif
+}
+
+TEST_CASE("blocking-recv-returns-what-is-there") {
+    harness::Pair p = harness::connected_pair();
+    must(net::set_timeout_option(p.client.get(), SO_RCVTIMEO, 5), "SO_RCVTIMEO");
+    must(::send(p.server.get(), "hello", 5, net::send_flags), "send");
+    char buffer[64 * 1024];
+    auto start = Clock::now();
+    long n = ::recv(p.client.get(), buffer, sizeof buffer, 0);
+    double took = seconds_since(start);
+    EXPECT(n == 5, "recv returned " + std::to_string(n) + " (" + harness::last_error_text() + ")");
+    EXPECT(took < 1.0, "recv waited " + std::to_string(took) + " s for a full buffer");
+}
+
+TEST_CASE("recv-zero-at-eof") {
+    harness::Pair p = harness::connected_pair();
+    must(net::set_timeout_option(p.client.get(), SO_RCVTIMEO, 5), "SO_RCVTIMEO");
+    must(::send(p.server.get(), "last", 4, net::send_flags), "send");
+    p.server.reset();  // close: the server's FIN follows its data
+    char buffer[16];
+    long first = ::recv(p.client.get(), buffer, sizeof buffer, 0);
+    long second = ::recv(p.client.get(), buffer, sizeof buffer, 0);
+    long third = ::recv(p.client.get(), buffer, sizeof buffer, 0);
+    EXPECT(first == 4, "the data before the FIN: recv returned " + std::to_string(first));
+    EXPECT(second == 0, "at the FIN recv returned " + std::to_string(second) + " (" +
+                            harness::last_error_text() + ")");
+    EXPECT(third == 0, "after the FIN recv returned " + std::to_string(third));
+}
+
+TEST_CASE("recv-after-rst-fails-econnreset") {
+    harness::Pair p = harness::connected_pair();
+    must(net::set_timeout_option(p.client.get(), SO_RCVTIMEO, 5), "SO_RCVTIMEO");
+    linger abort_on_close{};
+    abort_on_close.l_onoff = 1;
+    abort_on_close.l_linger = 0;
+    must(::setsockopt(p.server.get(), SOL_SOCKET, SO_LINGER,
+                      reinterpret_cast<const char*>(&abort_on_close), sizeof abort_on_close),
+         "SO_LINGER");
+    p.server.reset();  // close with linger {on, 0}: an RST
+    char buffer[16];
+    long n = ::recv(p.client.get(), buffer, sizeof buffer, 0);
+    int err = net::last_error();
+    EXPECT(n == -1, "recv after the peer's RST returned " + std::to_string(n));
+#ifdef _WIN32
+    EXPECT(err == WSAECONNRESET, "recv failed with " + describe(err));
+#else
+    EXPECT(err == ECONNRESET, "recv failed with " + describe(err));
+#endif
+}

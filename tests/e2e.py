@@ -1,0 +1,452 @@
+#!/usr/bin/env python3
+"""End-to-end tests: run the chapter programs and the labserver as a user does.
+
+Each case runs real processes on loopback and checks what a user would see:
+the exact bytes on stdout, the exit status, the error line on stderr, and
+that the run ended in bounded time. CTest registers every case by name
+(`e2e.py --list`); `e2e.py CASE` runs one. Exit: 0 pass, 1 fail, 77 skip.
+
+Under Windows builds the programs run through the emulator (Wine); a
+generous extra start-up allowance is added to the time bounds there.
+"""
+import argparse
+import errno
+import glob
+import http.server
+import os
+import re
+import select
+import socket
+import subprocess
+import sys
+import tempfile
+import threading
+import time
+
+ROOT = None
+CASES = {}
+
+ALPHABET = b"ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/"
+
+
+class Failed(Exception):
+    pass
+
+
+class Skipped(Exception):
+    pass
+
+
+def expect(condition, message):
+    if not condition:
+        raise Failed(message)
+
+
+def big_body(mebibytes):
+    """The body of a `big` response, as common/labserver.cpp's big_body_byte()."""
+    period = bytes(
+        ord("\n") if i % 64 == 63 else ALPHABET[((i // 64) % 64 + i % 64) % 64]
+        for i in range(4096)
+    )
+    return period * (mebibytes * 256)
+
+
+def hello_response(path="/"):
+    body = b"Hello from the lab server.\nYou asked for " + path.encode() + b"\n"
+    head = (
+        "HTTP/1.1 200 OK\r\nContent-Type: text/plain\r\nContent-Length: %d\r\n"
+        "Connection: close\r\n\r\n" % len(body)
+    ).encode()
+    return head + body
+
+
+def big_response(mebibytes):
+    head = (
+        "HTTP/1.1 200 OK\r\nContent-Type: text/plain\r\nContent-Length: %d\r\n"
+        "Connection: close\r\n\r\n" % (mebibytes * 1024 * 1024)
+    ).encode()
+    return head + big_body(mebibytes)
+
+
+class Run:
+    def __init__(self, rc, stdout, stderr, seconds):
+        self.rc, self.stdout, self.seconds = rc, stdout, seconds
+        self.stderr = stderr.decode(errors="replace").replace("\r\n", "\n")
+
+    def error_line(self):
+        lines = [l for l in self.stderr.splitlines() if l.strip()]
+        return lines[-1] if lines else ""
+
+    def describe(self):
+        return "exit %s after %.2f s; stderr:\n%s" % (self.rc, self.seconds, self.stderr[-3000:])
+
+
+class Context:
+    def __init__(self, bin_dir, suffix, emulator):
+        self.bin_dir, self.suffix = bin_dir, suffix
+        self.emulator = [e for e in emulator.split(",") if e]
+        self.slack = 4.0 if self.emulator else 0.0  # Wine's start-up time
+
+    def command(self, program, args):
+        return self.emulator + [os.path.join(self.bin_dir, program + self.suffix)] + list(args)
+
+    def run(self, program, args, timeout=60):
+        start = time.monotonic()
+        try:
+            done = subprocess.run(
+                self.command(program, args),
+                stdin=subprocess.DEVNULL,
+                stdout=subprocess.PIPE,
+                stderr=subprocess.PIPE,
+                timeout=timeout + self.slack,
+            )
+        except subprocess.TimeoutExpired:
+            raise Failed("%s %s still running after %.0f s" % (program, " ".join(args), timeout))
+        return Run(done.returncode, done.stdout, done.stderr, time.monotonic() - start)
+
+    def start_labserver(self, args):
+        """Start the standalone labserver; return (process, first stdout line)."""
+        proc = subprocess.Popen(
+            self.command("labserver", args),
+            stdin=subprocess.DEVNULL,
+            stdout=subprocess.PIPE,
+            stderr=subprocess.DEVNULL,
+        )
+        ready, _, _ = select.select([proc.stdout], [], [], 10 + self.slack)
+        if not ready:
+            proc.kill()
+            raise Failed("labserver printed nothing in time")
+        line = proc.stdout.readline().decode().rstrip("\r\n")
+        return proc, line
+
+
+def case(name):
+    def register(function):
+        CASES[name] = function
+        return function
+
+    return register
+
+
+def chapters():
+    sources = glob.glob(os.path.join(ROOT, "chapters", "*", "chapter*.cpp"))
+    return sorted(os.path.splitext(os.path.basename(s))[0] for s in sources)
+
+
+def unused_port():
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+def full_backlog_listener():
+    """A listener that never accepts, with a full accept queue: SYNs get no answer."""
+    listener = socket.socket()
+    listener.bind(("127.0.0.1", 0))
+    listener.listen(0)
+    fillers = []
+    for _ in range(64):
+        filler = socket.socket()
+        filler.setblocking(False)
+        filler.connect_ex(listener.getsockname())
+        fillers.append(filler)
+        _, writable, _ = select.select([], [filler], [], 0.3)
+        if not writable:
+            return listener, fillers
+    raise Failed("could not fill the listen backlog")
+
+
+class FixedHandler(http.server.SimpleHTTPRequestHandler):
+    """Python's own web server, with a fixed Date so that two fetches match."""
+
+    def date_time_string(self, timestamp=None):
+        return "Wed, 25 Nov 2026 00:00:00 GMT"
+
+    def log_message(self, *args):
+        pass
+
+
+class DualStackServer(http.server.ThreadingHTTPServer):
+    daemon_threads = True
+
+
+def web_server(family, address, directory):
+    handler = lambda *a, **k: FixedHandler(*a, directory=directory, **k)
+    server_class = type("Server", (DualStackServer,), {"address_family": family})
+    try:
+        server = server_class((address, 0), handler)
+    except OSError as error:
+        raise Skipped("cannot listen on %s: %s" % (address, error))
+    threading.Thread(target=server.serve_forever, daemon=True).start()
+    return server
+
+
+def raw_fetch(family, address, port, request):
+    with socket.socket(family, socket.SOCK_STREAM) as s:
+        s.settimeout(10)
+        s.connect((address, port))
+        s.sendall(request)
+        data = b""
+        while True:
+            piece = s.recv(65536)
+            if not piece:
+                return data
+            data += piece
+
+
+# ---------------------------------------------------------------- chapter cases
+
+def check_fetch(ctx, program, args, expected, timeout=30):
+    run = ctx.run(program, args, timeout)
+    expect(run.rc == 0, "%s %s: %s" % (program, " ".join(args), run.describe()))
+    expect(
+        run.stdout == expected,
+        "stdout differs: %d bytes, expected %d; first bytes %r"
+        % (len(run.stdout), len(expected), run.stdout[:120]),
+    )
+    return run
+
+
+def check_failure(ctx, program, args, pattern, bound):
+    run = ctx.run(program, args, bound + 30)
+    expect(run.rc == 1, "expected exit 1: " + run.describe())
+    expect(
+        re.search(pattern, run.error_line()),
+        "the error line %r does not match %r" % (run.error_line(), pattern),
+    )
+    expect(run.seconds < bound + ctx.slack, "took %.2f s, bound %.1f s" % (run.seconds, bound))
+    return run
+
+
+def chapter_cases(program):
+    @case(program + ":hello")
+    def hello(ctx):
+        run = check_fetch(ctx, program, [], hello_response())
+        expect("built-in lab server" in run.stderr, "no narration of the built-in server:\n" + run.stderr)
+
+    @case(program + ":path")
+    def path(ctx):
+        check_fetch(ctx, program, ["--path", "/lab/notes.txt", "--quiet"], hello_response("/lab/notes.txt"))
+
+    @case(program + ":quiet")
+    def quiet(ctx):
+        run = check_fetch(ctx, program, ["--quiet"], hello_response())
+        expect(run.stderr.strip() == "", "--quiet still narrated:\n" + run.stderr)
+
+    @case(program + ":trace")
+    def trace(ctx):
+        run = check_fetch(ctx, program, ["--trace", "--quiet"], hello_response())
+        for call in (r"socket\(", r"connect\(\d+, 127\.0\.0\.1:\d+\) = 0", r"send\(", r"recv\(\d+, \d+\) = 0", r"close\("):
+            expect(re.search(call, run.stderr), "no trace line for %s in:\n%s" % (call, run.stderr))
+
+    @case(program + ":slow")
+    def slow(ctx):
+        check_fetch(ctx, program, ["--scenario", "slow:0.3", "--quiet"], hello_response())
+
+    @case(program + ":drip")
+    def drip(ctx):
+        run = check_fetch(ctx, program, ["--scenario", "drip:16", "--trace", "--quiet"], hello_response())
+        pieces = re.findall(r"recv\(\d+, \d+\) = ([1-9]\d*)", run.stderr)
+        expect(len(pieces) >= 4, "expected the response in many recv calls, got %s" % pieces)
+
+    @case(program + ":big")
+    def big(ctx):
+        check_fetch(ctx, program, ["--scenario", "big:16", "--quiet"], big_response(16))
+
+    @case(program + ":silent")
+    def silent(ctx):
+        check_failure(ctx, program, ["--scenario", "silent", "--timeout", "0.5"], r"^%s: recv: no data for 0\.5 s" % program, 1.5)
+
+    @case(program + ":reset")
+    def reset(ctx):
+        check_failure(ctx, program, ["--scenario", "reset"], r"^%s: recv: .*\((WSA)?ECONNRESET\)$" % program, 2)
+
+    @case(program + ":close")
+    def close(ctx):
+        check_failure(ctx, program, ["--scenario", "close"], r"^%s: recv: the server closed the connection without answering" % program, 2)
+
+    @case(program + ":refused")
+    def refused(ctx):
+        port = unused_port()
+        check_failure(ctx, program, ["127.0.0.1", str(port)], r"^%s: connect 127\.0\.0\.1:%d: .*\((WSA)?ECONNREFUSED\)$" % (program, port), 3)
+
+    @case(program + ":unresolvable")
+    def unresolvable(ctx):
+        check_failure(ctx, program, ["host..invalid"], r"^%s: getaddrinfo host\.\.invalid port 80: " % program, 3)
+
+    @case(program + ":connect-timeout")
+    def connect_timeout(ctx):
+        if program == "chapter1" and (ctx.emulator or not sys.platform.startswith("linux")):
+            raise Skipped("chapter 1 bounds connect with SO_SNDTIMEO, which only Linux applies to connect")
+        listener, fillers = full_backlog_listener()
+        port = listener.getsockname()[1]
+        check_failure(ctx, program, ["127.0.0.1", str(port), "--timeout", "0.5"], r"^%s: connect 127\.0\.0\.1:%d: no answer within 0\.5 s" % (program, port), 1.5)
+        for s in fillers + [listener]:
+            s.close()
+
+    def real_server(family, address, host):
+        def check(ctx):
+            with tempfile.TemporaryDirectory() as directory:
+                content = os.urandom(300 * 1024)
+                with open(os.path.join(directory, "data.bin"), "wb") as f:
+                    f.write(content)
+                server = web_server(family, address, directory)
+                port = server.server_address[1]
+                try:
+                    host_header = ("[%s]" % host if ":" in host else host) + ":%d" % port
+                    request = ("GET /data.bin HTTP/1.1\r\nHost: %s\r\nConnection: close\r\n\r\n" % host_header).encode()
+                    expected = raw_fetch(family, address, port, request)
+                    expect(content in expected, "the reference fetch is incomplete")
+                    check_fetch(ctx, program, [host, str(port), "--path", "/data.bin", "--quiet"], expected)
+                finally:
+                    server.shutdown()
+                    server.server_close()
+        return check
+
+    case(program + ":web-server-ipv4")(real_server(socket.AF_INET, "127.0.0.1", "127.0.0.1"))
+    case(program + ":web-server-ipv6")(real_server(socket.AF_INET6, "::1", "::1"))
+    case(program + ":web-server-hostname")(real_server(socket.AF_INET, "127.0.0.1", "localhost"))
+
+    @case(program + ":labserver-big")
+    def labserver_big(ctx):
+        proc, line = ctx.start_labserver(["--scenario", "big:8", "--count", "1", "--quiet"])
+        try:
+            port = line.rsplit(":", 1)[-1]
+            check_fetch(ctx, program, ["127.0.0.1", port, "--quiet"], big_response(8))
+            expect(proc.wait(10 + ctx.slack) == 0, "labserver --count 1 did not exit 0")
+        finally:
+            proc.kill()
+            proc.wait()
+
+    @case(program + ":help")
+    def help_(ctx):
+        run = ctx.run(program, ["--help"])
+        out = run.stdout.decode()
+        expect(run.rc == 0, "--help: " + run.describe())
+        for word in ("usage: %s" % program, "--timeout", "--scenario", "--trace", "drip"):
+            expect(word in out, "--help does not mention %r" % word)
+
+    bad_command_lines = {
+        "unknown-option": ["--bogus"],
+        "short-option": ["-x"],
+        "missing-value": ["--timeout"],
+        "negative-timeout": ["--timeout", "-1"],
+        "non-numeric-timeout": ["--timeout", "soon"],
+        "zero-timeout": ["--timeout", "0"],
+        "port-zero": ["127.0.0.1", "0"],
+        "port-too-big": ["127.0.0.1", "65536"],
+        "port-not-a-number": ["127.0.0.1", "http"],
+        "unknown-scenario": ["--scenario", "nope"],
+        "scenario-bad-argument": ["--scenario", "big:lots"],
+        "scenario-with-host": ["127.0.0.1", "--scenario", "hello"],
+        "extra-argument": ["127.0.0.1", "80", "extra"],
+        "flag-with-value": ["--quiet=yes"],
+        "empty-path": ["--path", ""],
+    }
+    for name, args in bad_command_lines.items():
+        def bad(ctx, args=args):
+            run = ctx.run(program, args, 10)
+            expect(run.rc == 2, "%r: expected exit 2: %s" % (args, run.describe()))
+            expect(run.stdout == b"", "%r wrote to stdout" % args)
+            first = run.stderr.splitlines()[0] if run.stderr else ""
+            expect(first.startswith(program + ": "), "first stderr line %r does not name the program" % first)
+            expect("usage: " + program in run.stderr, "no usage after the error")
+        case("%s:bad-input:%s" % (program, name))(bad)
+
+
+# ---------------------------------------------------------------- labserver cases
+
+@case("labserver:first-line-and-loopback-only")
+def labserver_first_line(ctx):
+    proc, line = ctx.start_labserver(["--quiet"])
+    try:
+        match = re.match(r"^listening on 127\.0\.0\.1:(\d+)$", line)
+        expect(match, "first line %r" % line)
+        port = int(match.group(1))
+        if os.path.exists("/proc/net/tcp"):
+            # The kernel's own table of sockets: 0100007F is 127.0.0.1, state 0A is LISTEN.
+            with open("/proc/net/tcp") as table:
+                listening = [l.split()[1] for l in table.readlines()[1:] if l.split()[3] == "0A"]
+            ours = [a for a in listening if int(a.split(":")[1], 16) == port]
+            expect(ours == ["0100007F:%04X" % port], "listening sockets on port %d: %s" % (port, ours))
+        with socket.create_connection(("127.0.0.1", port), timeout=10) as s:
+            s.sendall(b"GET / HTTP/1.1\r\nHost: x\r\n\r\n")
+            data = b""
+            while True:
+                piece = s.recv(4096)
+                if not piece:
+                    break
+                data += piece
+        expect(data == hello_response(), "answer %r" % data[:200])
+    finally:
+        proc.kill()
+        proc.wait()
+
+
+@case("labserver:ipv6-bind")
+def labserver_ipv6(ctx):
+    try:
+        socket.socket(socket.AF_INET6).bind(("::1", 0))
+    except OSError as error:
+        raise Skipped("no IPv6 loopback here: %s" % error)
+    proc, line = ctx.start_labserver(["--bind", "::1", "--count", "1", "--quiet"])
+    try:
+        match = re.match(r"^listening on \[::1\]:(\d+)$", line)
+        expect(match, "first line %r" % line)
+        data = raw_fetch(socket.AF_INET6, "::1", int(match.group(1)), b"GET /\n")
+        expect(data == b"Hello from the lab server.\nYou asked for /\n", "HTTP/0.9 answer %r" % data)
+        expect(proc.wait(10 + ctx.slack) == 0, "labserver --count 1 did not exit 0")
+    finally:
+        proc.kill()
+        proc.wait()
+
+
+for _name, _args in {
+    "unknown-option": ["--bogus"],
+    "bad-port": ["--port", "70000"],
+    "bad-count": ["--count", "none"],
+    "bad-scenario": ["--scenario", "drip:0"],
+    "missing-value": ["--port"],
+    "extra-argument": ["extra"],
+}.items():
+    def _labserver_bad(ctx, args=_args):
+        run = ctx.run("labserver", args, 10)
+        expect(run.rc == 2, "%r: expected exit 2: %s" % (args, run.describe()))
+        expect(run.stderr.startswith("labserver: "), "stderr %r" % run.stderr[:200])
+    case("labserver:bad-input:" + _name)(_labserver_bad)
+
+
+def main():
+    global ROOT
+    parser = argparse.ArgumentParser()
+    parser.add_argument("--root", default=os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
+    parser.add_argument("--list", action="store_true")
+    parser.add_argument("--bin-dir", default=".")
+    parser.add_argument("--suffix", default="")
+    parser.add_argument("--emulator", default="")
+    parser.add_argument("case", nargs="?")
+    options = parser.parse_args()
+    ROOT = options.root
+    for program in chapters():
+        chapter_cases(program)
+    if options.list:
+        print("\n".join(sorted(CASES)))
+        return 0
+    if options.case not in CASES:
+        print("no case %r (see --list)" % options.case)
+        return 1
+    ctx = Context(options.bin_dir, options.suffix, options.emulator)
+    try:
+        CASES[options.case](ctx)
+    except Skipped as reason:
+        print("SKIP %s: %s" % (options.case, reason))
+        return 77
+    except Failed as failure:
+        print("FAIL %s: %s" % (options.case, failure))
+        return 1
+    print("PASS %s" % options.case)
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
