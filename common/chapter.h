@@ -52,11 +52,14 @@ int parse_command_line(int argc, char** argv, const Program& program, Options& o
 int usage_error(const Program& program, const std::string& message);
 
 // Narration: one line on stderr, unless --quiet. printf-style.
-void narrate(const Options& options, const char* format, ...)
-#if defined(__GNUC__)
-    __attribute__((format(printf, 2, 3)))
+#if defined(__MINGW32__)
+#define CHAPTER_PRINTF_FORMAT __attribute__((format(__MINGW_PRINTF_FORMAT, 2, 3)))
+#elif defined(__GNUC__)
+#define CHAPTER_PRINTF_FORMAT __attribute__((format(printf, 2, 3)))
+#else
+#define CHAPTER_PRINTF_FORMAT
 #endif
-    ;
+void narrate(const Options& options, const char* format, ...) CHAPTER_PRINTF_FORMAT;
 
 // A call that failed, carried to main, which prints it and exits 1:
 //   Failure("connect 127.0.0.1:9", ECONNREFUSED)

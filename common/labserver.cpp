@@ -269,10 +269,21 @@ void Server::stop(double grace) {
         changed_.wait_for(lock, std::chrono::duration<double>(grace),
                           [this] { return active_ == 0; });
         stopping_ = true;
-        // shutdown() wakes a thread blocked in recv on that socket
-        // [claim:shutdown-wakes-blocked-recv] (or in send); the thread then
-        // closes its socket itself, so no descriptor is closed twice.
-        for (net::socket_t fd : open_) ::shutdown(fd, net::shut_rdwr);
+        // Wake every connection thread blocked in recv or send on its socket.
+        // On POSIX shutdown() does it [claim:shutdown-wakes-blocked-recv] and
+        // the thread closes the socket itself later. Winsock's shutdown wakes
+        // nobody; closesocket() does, failing the blocked call
+        // [claim:windows-closesocket-wakes-blocked-recv], so there we close it
+        // here and forget it: end_connection() closes only what is still in open_.
+        for (net::socket_t fd : open_) {
+            ::shutdown(fd, net::shut_rdwr);
+#ifdef _WIN32
+            net::close_socket(fd);
+#endif
+        }
+#ifdef _WIN32
+        open_.clear();
+#endif
         wake_accept = accepting_;
         changed_.notify_all();
     }
@@ -301,8 +312,7 @@ bool Server::pause(double seconds) {
 
 void Server::end_connection(net::socket_t fd) {
     std::lock_guard<std::mutex> lock(mutex_);
-    open_.erase(fd);
-    net::close_socket(fd);
+    if (open_.erase(fd) == 1) net::close_socket(fd);  // else stop() closed it (Windows)
     ++observed_.finished;
     --active_;
     changed_.notify_all();  // under the lock: stop() cannot return before we let go
