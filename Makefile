@@ -41,6 +41,7 @@ test-windows:
 	cmake -S . -B $(WINDOWS_BUILD_DIR) -DCMAKE_TOOLCHAIN_FILE=cmake/mingw-w64.cmake -DCMAKE_BUILD_TYPE=Release
 	cmake --build $(WINDOWS_BUILD_DIR) -j 2
 	export WINEPREFIX="$(abspath $(WINDOWS_BUILD_DIR))/wineprefix" WINEDEBUG=-all WINEDLLOVERRIDES="mscoree,mshtml=" && \
+	mkdir -p "$$WINEPREFIX" && \
 	wineserver -p </dev/null >/dev/null 2>&1 && \
 	wineboot -i </dev/null >/dev/null 2>&1 && \
 	cd $(WINDOWS_BUILD_DIR) && status=0 && \

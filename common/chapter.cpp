@@ -14,23 +14,24 @@ namespace chapter {
 namespace {
 
 void print_usage(const Program& program, FILE* out) {
-    std::fprintf(out,
-                 "usage: %s [OPTIONS] [HOST [PORT]]\n"
-                 "%s\n"
-                 "\n"
-                 "Without HOST it starts the built-in lab server on 127.0.0.1 and talks to it.\n"
-                 "HOST is a name or an IPv4/IPv6 address; PORT defaults to 80.\n"
-                 "stdout gets exactly the bytes received; narration and errors go to stderr.\n"
-                 "Exit status: 0 response read to the end, 1 network failure, 2 usage error.\n"
-                 "\n"
-                 "options:\n"
-                 "  --path PATH            request target (default /)\n"
-                 "  --timeout SECONDS      connect and idle timeout (default 5; fractions allowed)\n"
-                 "  --scenario NAME[:ARG]  the built-in server's behaviour (default %s; not with HOST)\n"
-                 "  --trace                print every socket call and its result on stderr\n"
-                 "  --quiet                no narration (errors are still printed)\n"
-                 "  --help                 this text\n",
-                 program.name, program.summary, program.default_scenario);
+    std::fprintf(
+        out,
+        "usage: %s [OPTIONS] [HOST [PORT]]\n"
+        "%s\n"
+        "\n"
+        "Without HOST it starts the built-in lab server on 127.0.0.1 and talks to it.\n"
+        "HOST is a name or an IPv4/IPv6 address; PORT defaults to 80.\n"
+        "stdout gets exactly the bytes received; narration and errors go to stderr.\n"
+        "Exit status: 0 response read to the end, 1 network failure, 2 usage error.\n"
+        "\n"
+        "options:\n"
+        "  --path PATH            request target (default /)\n"
+        "  --timeout SECONDS      connect and idle timeout (default 5; fractions allowed)\n"
+        "  --scenario NAME[:ARG]  the built-in server's behaviour (default %s; not with HOST)\n"
+        "  --trace                print every socket call and its result on stderr\n"
+        "  --quiet                no narration (errors are still printed)\n"
+        "  --help                 this text\n",
+        program.name, program.summary, program.default_scenario);
     for (const ExtraOption& extra : program.extras) {
         std::string left = std::string("--") + extra.name;
         if (extra.value_name) left += std::string(" ") + extra.value_name;
@@ -104,12 +105,15 @@ int parse_command_line(int argc, char** argv, const Program& program, Options& o
         } else if (name == "path") {
             if (!take_value()) return usage_error(program, "option --path needs a value");
             if (value.empty() || value.find_first_of("\r\n ") != std::string::npos)
-                return usage_error(program, "--path: '" + value + "' must be non-empty, with no spaces or line breaks");
+                return usage_error(
+                    program,
+                    "--path: '" + value + "' must be non-empty, with no spaces or line breaks");
             options.path = value;
         } else if (name == "timeout") {
             if (!take_value()) return usage_error(program, "option --timeout needs a value");
             if (!parse_seconds(value, options.timeout))
-                return usage_error(program, "--timeout: '" + value + "' is not a number of seconds greater than 0");
+                return usage_error(program, "--timeout: '" + value +
+                                                "' is not a number of seconds greater than 0");
         } else if (name == "scenario") {
             if (!take_value()) return usage_error(program, "option --scenario needs a value");
             lab::Scenario scenario;
@@ -141,11 +145,13 @@ int parse_command_line(int argc, char** argv, const Program& program, Options& o
     }
     if (positional.size() == 2) {
         if (!parse_port(positional[1]))
-            return usage_error(program, "PORT '" + positional[1] + "' is not a number from 1 to 65535");
+            return usage_error(program,
+                               "PORT '" + positional[1] + "' is not a number from 1 to 65535");
         options.port = positional[1];
     }
     if (scenario_given && !options.host.empty())
-        return usage_error(program, "--scenario is for the built-in server; it cannot be used with HOST");
+        return usage_error(program,
+                           "--scenario is for the built-in server; it cannot be used with HOST");
     if (!scenario_given) options.scenario = program.default_scenario;
     trace::enable(options.trace);
     return -1;
@@ -181,7 +187,9 @@ std::unique_ptr<lab::Server> start_builtin_server(Options& options) {
 
     std::function<void(const std::string&)> on_event;
     if (!options.quiet)
-        on_event = [](const std::string& text) { std::fprintf(stderr, "  [server] %s\n", text.c_str()); };
+        on_event = [](const std::string& text) {
+            std::fprintf(stderr, "  [server] %s\n", text.c_str());
+        };
     auto server = std::make_unique<lab::Server>(scenario, on_event);
     if (!server->start("127.0.0.1", 0, error)) throw Failure("built-in lab server", error);
     options.host = "127.0.0.1";
@@ -195,8 +203,7 @@ std::string http_request(const Options& options) {
     std::string host = options.host;
     if (host.find(':') != std::string::npos) host = "[" + host + "]";  // an IPv6 literal
     if (options.port != "80") host += ":" + options.port;
-    return "GET " + options.path + " HTTP/1.1\r\nHost: " + host +
-           "\r\nConnection: close\r\n\r\n";
+    return "GET " + options.path + " HTTP/1.1\r\nHost: " + host + "\r\nConnection: close\r\n\r\n";
 }
 
 void write_stdout(const char* data, size_t size) {

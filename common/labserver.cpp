@@ -17,7 +17,7 @@ constexpr double drip_pause = 0.05;               // seconds between two drip pi
 constexpr double linger_limit = 10.0;  // seconds to wait for the client's FIN after answering
 constexpr std::uint64_t mebibyte = 1024 * 1024;
 
-const char* const scenario_names[] = {"hello", "slow", "drip", "big",
+const char* const scenario_names[] = {"hello",  "slow",  "drip",  "big",
                                       "silent", "reset", "close", "echo"};
 
 bool parse_number(const std::string& text, double& value) {
@@ -67,7 +67,8 @@ std::string hello_response(const Request& request) {
 const std::string& big_block() {
     static const std::string block = [] {
         std::string bytes(mebibyte, '\0');
-        for (std::uint64_t i = 0; i < bytes.size(); ++i) bytes[i] = big_body_byte(i);
+        for (std::uint64_t i = 0; i < bytes.size(); ++i)
+            bytes[i] = big_body_byte(i);
         return bytes;
     }();
     return block;
@@ -122,19 +123,19 @@ bool parse_scenario(const std::string& text, Scenario& scenario, std::string& er
     }
     bool whole = value == static_cast<double>(static_cast<std::uint64_t>(value));
     switch (scenario.kind) {
-    case Scenario::slow:
-        scenario.seconds = value;
-        return true;
-    case Scenario::drip:
-        if (!whole || value < 1) break;
-        scenario.count = static_cast<std::uint64_t>(value);
-        return true;
-    case Scenario::big:
-        if (!whole || value > 1024 * 1024) break;
-        scenario.mebibytes = static_cast<std::uint64_t>(value);
-        return true;
-    default:
-        break;
+        case Scenario::slow:
+            scenario.seconds = value;
+            return true;
+        case Scenario::drip:
+            if (!whole || value < 1) break;
+            scenario.count = static_cast<std::uint64_t>(value);
+            return true;
+        case Scenario::big:
+            if (!whole || value > 1024 * 1024) break;
+            scenario.mebibytes = static_cast<std::uint64_t>(value);
+            return true;
+        default:
+            break;
     }
     error = "scenario " + name + ": '" + argument + "' must be a whole number" +
             (scenario.kind == Scenario::drip ? " of at least 1" : " up to 1048576");
@@ -151,7 +152,9 @@ char big_body_byte(std::uint64_t offset) {
 Server::Server(Scenario scenario, std::function<void(const std::string&)> on_event)
     : scenario_(scenario), on_event_(std::move(on_event)) {}
 
-Server::~Server() { stop(); }
+Server::~Server() {
+    stop();
+}
 
 bool Server::start(const std::string& address, std::uint16_t port, std::string& error,
                    std::uint64_t max_connections) {
@@ -189,8 +192,8 @@ bool Server::start(const std::string& address, std::uint16_t port, std::string& 
         ::listen(listener.get(), SOMAXCONN) != 0 ||
         ::getsockname(listener.get(), where, &wake_length_) != 0) {
         int err = net::last_error();
-        error = "listen on " + address + " port " + std::to_string(port) + ": " +
-                net::error_text(err);
+        error =
+            "listen on " + address + " port " + std::to_string(port) + ": " + net::error_text(err);
         return false;
     }
     address_ = net::address_text(where);
@@ -411,47 +414,47 @@ void Server::serve_request(net::socket_t fd, const std::string& client) {
 
     std::string answer = hello_response(request);
     switch (scenario_.kind) {
-    case Scenario::silent:
-        event(client + ": scenario silent: not answering");
-        while (receive(fd, client, buffer, sizeof buffer) > 0) {
+        case Scenario::silent:
+            event(client + ": scenario silent: not answering");
+            while (receive(fd, client, buffer, sizeof buffer) > 0) {
+            }
+            return;
+        case Scenario::reset: {
+            event(client + ": scenario reset: close with SO_LINGER {on, 0} sends an RST");
+            linger abort_on_close{};
+            abort_on_close.l_onoff = 1;
+            abort_on_close.l_linger = 0;
+            ::setsockopt(fd, SOL_SOCKET, SO_LINGER, reinterpret_cast<const char*>(&abort_on_close),
+                         sizeof abort_on_close);
+            return;  // end_connection() closes it
         }
-        return;
-    case Scenario::reset: {
-        event(client + ": scenario reset: close with SO_LINGER {on, 0} sends an RST");
-        linger abort_on_close{};
-        abort_on_close.l_onoff = 1;
-        abort_on_close.l_linger = 0;
-        ::setsockopt(fd, SOL_SOCKET, SO_LINGER, reinterpret_cast<const char*>(&abort_on_close),
-                     sizeof abort_on_close);
-        return;  // end_connection() closes it
-    }
-    case Scenario::close:
-        event(client + ": scenario close: closing without an answer");
-        return finish(fd, client);
-    case Scenario::slow:
-        if (!pause(scenario_.seconds)) return;
-        break;
-    case Scenario::drip:
-        for (std::size_t at = 0; at < answer.size(); at += scenario_.count) {
-            if (at > 0 && !pause(drip_pause)) return;
-            std::size_t piece = std::min<std::size_t>(scenario_.count, answer.size() - at);
-            if (!send_all(fd, client, answer.data() + at, piece)) return;
+        case Scenario::close:
+            event(client + ": scenario close: closing without an answer");
+            return finish(fd, client);
+        case Scenario::slow:
+            if (!pause(scenario_.seconds)) return;
+            break;
+        case Scenario::drip:
+            for (std::size_t at = 0; at < answer.size(); at += scenario_.count) {
+                if (at > 0 && !pause(drip_pause)) return;
+                std::size_t piece = std::min<std::size_t>(scenario_.count, answer.size() - at);
+                if (!send_all(fd, client, answer.data() + at, piece)) return;
+            }
+            return finish(fd, client);
+        case Scenario::big: {
+            std::uint64_t size = scenario_.mebibytes * mebibyte;
+            if (!request.http09) {
+                std::string head_out = response_head(size);
+                if (!send_all(fd, client, head_out.data(), head_out.size())) return;
+            }
+            const std::string& block = big_block();
+            for (std::uint64_t sent = 0; sent < size; sent += mebibyte)
+                if (!send_all(fd, client, block.data(), block.size())) return;
+            event(client + ": sent " + std::to_string(scenario_.mebibytes) + " MiB");
+            return finish(fd, client);
         }
-        return finish(fd, client);
-    case Scenario::big: {
-        std::uint64_t size = scenario_.mebibytes * mebibyte;
-        if (!request.http09) {
-            std::string head_out = response_head(size);
-            if (!send_all(fd, client, head_out.data(), head_out.size())) return;
-        }
-        const std::string& block = big_block();
-        for (std::uint64_t sent = 0; sent < size; sent += mebibyte)
-            if (!send_all(fd, client, block.data(), block.size())) return;
-        event(client + ": sent " + std::to_string(scenario_.mebibytes) + " MiB");
-        return finish(fd, client);
-    }
-    default:
-        break;
+        default:
+            break;
     }
     if (send_all(fd, client, answer.data(), answer.size())) finish(fd, client);
 }

@@ -23,8 +23,8 @@ namespace lab {
 struct Scenario {
     enum Kind { hello, slow, drip, big, silent, reset, close, echo };
     Kind kind = hello;
-    double seconds = 2.0;        // slow: delay before answering
-    std::uint64_t count = 8;     // drip: bytes per piece
+    double seconds = 2.0;          // slow: delay before answering
+    std::uint64_t count = 8;       // drip: bytes per piece
     std::uint64_t mebibytes = 64;  // big: size of the body in MiB
 };
 

@@ -17,7 +17,8 @@ namespace {
 
 void usage(FILE* out) {
     std::fprintf(out,
-                 "usage: labserver [--bind ADDR] [--port PORT] [--scenario NAME[:ARG]] [--count N] [--quiet]\n"
+                 "usage: labserver [--bind ADDR] [--port PORT] [--scenario NAME[:ARG]] [--count N] "
+                 "[--quiet]\n"
                  "  --bind ADDR      IPv4 or IPv6 address to listen on (default 127.0.0.1;\n"
                  "                   0.0.0.0 or :: for every interface, e.g. for a classroom)\n"
                  "  --port PORT      0 to 65535 (default 0: any free port)\n"
@@ -35,7 +36,8 @@ int usage_error(const std::string& message) {
 }
 
 bool parse_whole(const std::string& text, unsigned long long max, unsigned long long& value) {
-    if (text.empty() || text.size() > 19 || text.find_first_not_of("0123456789") != std::string::npos)
+    if (text.empty() || text.size() > 19 ||
+        text.find_first_not_of("0123456789") != std::string::npos)
         return false;
     value = std::strtoull(text.c_str(), nullptr, 10);
     return value <= max;
@@ -72,7 +74,8 @@ int main(int argc, char** argv) {
     }
     lab::Scenario scenario;
     std::string error;
-    if (!lab::parse_scenario(scenario_text, scenario, error)) return usage_error("--scenario: " + error);
+    if (!lab::parse_scenario(scenario_text, scenario, error))
+        return usage_error("--scenario: " + error);
 
     std::mutex log_mutex;
     std::function<void(const std::string&)> log;

@@ -17,32 +17,33 @@ struct ErrorName {
     int code;
     const char* name;
 };
-#define NET_ERROR(code) {code, #code}
+#define NET_ERROR(code) \
+    { code, #code }
 #ifdef _WIN32
 const ErrorName error_names[] = {
-    NET_ERROR(WSAEWOULDBLOCK),  NET_ERROR(WSAEINPROGRESS),   NET_ERROR(WSAEALREADY),
-    NET_ERROR(WSAEINTR),        NET_ERROR(WSAECONNREFUSED),  NET_ERROR(WSAECONNRESET),
-    NET_ERROR(WSAECONNABORTED), NET_ERROR(WSAETIMEDOUT),     NET_ERROR(WSAENOTCONN),
-    NET_ERROR(WSAEISCONN),      NET_ERROR(WSAESHUTDOWN),     NET_ERROR(WSAEBADF),
-    NET_ERROR(WSAEINVAL),       NET_ERROR(WSAEADDRINUSE),    NET_ERROR(WSAEADDRNOTAVAIL),
-    NET_ERROR(WSAENETUNREACH),  NET_ERROR(WSAEHOSTUNREACH),  NET_ERROR(WSAEAFNOSUPPORT),
-    NET_ERROR(WSAEMFILE),       NET_ERROR(WSAENOBUFS),       NET_ERROR(WSAENOTSOCK),
-    NET_ERROR(WSAEFAULT),       NET_ERROR(WSAEACCES),        NET_ERROR(WSAEMSGSIZE),
+    NET_ERROR(WSAEWOULDBLOCK),  NET_ERROR(WSAEINPROGRESS),    NET_ERROR(WSAEALREADY),
+    NET_ERROR(WSAEINTR),        NET_ERROR(WSAECONNREFUSED),   NET_ERROR(WSAECONNRESET),
+    NET_ERROR(WSAECONNABORTED), NET_ERROR(WSAETIMEDOUT),      NET_ERROR(WSAENOTCONN),
+    NET_ERROR(WSAEISCONN),      NET_ERROR(WSAESHUTDOWN),      NET_ERROR(WSAEBADF),
+    NET_ERROR(WSAEINVAL),       NET_ERROR(WSAEADDRINUSE),     NET_ERROR(WSAEADDRNOTAVAIL),
+    NET_ERROR(WSAENETUNREACH),  NET_ERROR(WSAEHOSTUNREACH),   NET_ERROR(WSAEAFNOSUPPORT),
+    NET_ERROR(WSAEMFILE),       NET_ERROR(WSAENOBUFS),        NET_ERROR(WSAENOTSOCK),
+    NET_ERROR(WSAEFAULT),       NET_ERROR(WSAEACCES),         NET_ERROR(WSAEMSGSIZE),
     NET_ERROR(WSAENOPROTOOPT),  NET_ERROR(WSANOTINITIALISED), NET_ERROR(WSAHOST_NOT_FOUND),
     NET_ERROR(WSATRY_AGAIN),    NET_ERROR(WSANO_DATA),
 };
 #else
 const ErrorName error_names[] = {
-    NET_ERROR(EAGAIN),       NET_ERROR(EWOULDBLOCK),   NET_ERROR(EINPROGRESS),
-    NET_ERROR(EALREADY),     NET_ERROR(EINTR),         NET_ERROR(ECONNREFUSED),
-    NET_ERROR(ECONNRESET),   NET_ERROR(ECONNABORTED),  NET_ERROR(ETIMEDOUT),
-    NET_ERROR(EPIPE),        NET_ERROR(ENOTCONN),      NET_ERROR(EISCONN),
-    NET_ERROR(EBADF),        NET_ERROR(EINVAL),        NET_ERROR(EADDRINUSE),
+    NET_ERROR(EAGAIN),        NET_ERROR(EWOULDBLOCK),  NET_ERROR(EINPROGRESS),
+    NET_ERROR(EALREADY),      NET_ERROR(EINTR),        NET_ERROR(ECONNREFUSED),
+    NET_ERROR(ECONNRESET),    NET_ERROR(ECONNABORTED), NET_ERROR(ETIMEDOUT),
+    NET_ERROR(EPIPE),         NET_ERROR(ENOTCONN),     NET_ERROR(EISCONN),
+    NET_ERROR(EBADF),         NET_ERROR(EINVAL),       NET_ERROR(EADDRINUSE),
     NET_ERROR(EADDRNOTAVAIL), NET_ERROR(ENETUNREACH),  NET_ERROR(EHOSTUNREACH),
-    NET_ERROR(EAFNOSUPPORT), NET_ERROR(EMFILE),        NET_ERROR(ENFILE),
-    NET_ERROR(ENOBUFS),      NET_ERROR(ENOTSOCK),      NET_ERROR(EFAULT),
-    NET_ERROR(EACCES),       NET_ERROR(EPERM),         NET_ERROR(ENOMEM),
-    NET_ERROR(EMSGSIZE),     NET_ERROR(ENOPROTOOPT),   NET_ERROR(ENOENT),
+    NET_ERROR(EAFNOSUPPORT),  NET_ERROR(EMFILE),       NET_ERROR(ENFILE),
+    NET_ERROR(ENOBUFS),       NET_ERROR(ENOTSOCK),     NET_ERROR(EFAULT),
+    NET_ERROR(EACCES),        NET_ERROR(EPERM),        NET_ERROR(ENOMEM),
+    NET_ERROR(EMSGSIZE),      NET_ERROR(ENOPROTOOPT),  NET_ERROR(ENOENT),
 };
 #endif
 #undef NET_ERROR
@@ -56,21 +57,27 @@ std::string error_name(int err) {
 
 #ifdef _WIN32
 
-int last_error() { return WSAGetLastError(); }
-void set_last_error(int err) { WSASetLastError(err); }
+int last_error() {
+    return WSAGetLastError();
+}
+void set_last_error(int err) {
+    WSASetLastError(err);
+}
 
 std::string error_text(int err) {
     char text[512] = "";
     DWORD n = FormatMessageA(FORMAT_MESSAGE_FROM_SYSTEM | FORMAT_MESSAGE_IGNORE_INSERTS, nullptr,
                              static_cast<DWORD>(err), 0, text, sizeof text, nullptr);
-    while (n > 0 && (text[n - 1] == '\n' || text[n - 1] == '\r' || text[n - 1] == ' ' ||
-                     text[n - 1] == '.'))
+    while (n > 0 &&
+           (text[n - 1] == '\n' || text[n - 1] == '\r' || text[n - 1] == ' ' || text[n - 1] == '.'))
         text[--n] = '\0';
     if (n == 0) return "Winsock error " + std::to_string(err);
     return text;
 }
 
-int close_socket(socket_t fd) { return ::closesocket(fd) == 0 ? 0 : -1; }
+int close_socket(socket_t fd) {
+    return ::closesocket(fd) == 0 ? 0 : -1;
+}
 
 int set_nonblocking(socket_t fd, bool on) {
     u_long value = on ? 1 : 0;
@@ -92,11 +99,21 @@ double get_timeout_option(socket_t fd, int option) {
 
 void no_sigpipe(socket_t) {}
 
-bool is_would_block(int err) { return err == WSAEWOULDBLOCK; }
-bool is_in_progress(int err) { return err == WSAEWOULDBLOCK || err == WSAEINPROGRESS; }
-bool is_interrupted(int err) { return err == WSAEINTR; }
-bool is_timed_out(int err) { return err == WSAETIMEDOUT; }
-bool fits_in_fd_set(socket_t) { return true; }
+bool is_would_block(int err) {
+    return err == WSAEWOULDBLOCK;
+}
+bool is_in_progress(int err) {
+    return err == WSAEWOULDBLOCK || err == WSAEINPROGRESS;
+}
+bool is_interrupted(int err) {
+    return err == WSAEINTR;
+}
+bool is_timed_out(int err) {
+    return err == WSAETIMEDOUT;
+}
+bool fits_in_fd_set(socket_t) {
+    return true;
+}
 
 Startup::Startup() {
     WSADATA data;
@@ -107,14 +124,22 @@ Startup::Startup() {
     }
     _setmode(_fileno(stdout), _O_BINARY);
 }
-Startup::~Startup() { WSACleanup(); }
+Startup::~Startup() {
+    WSACleanup();
+}
 
 #else  // POSIX
 
-int last_error() { return errno; }
-void set_last_error(int err) { errno = err; }
+int last_error() {
+    return errno;
+}
+void set_last_error(int err) {
+    errno = err;
+}
 
-std::string error_text(int err) { return std::strerror(err); }
+std::string error_text(int err) {
+    return std::strerror(err);
+}
 
 int close_socket(socket_t fd) {
     // Never retried on EINTR: on Linux the descriptor is already released
@@ -154,11 +179,21 @@ void no_sigpipe(socket_t fd) {
 #endif
 }
 
-bool is_would_block(int err) { return err == EAGAIN || err == EWOULDBLOCK; }
-bool is_in_progress(int err) { return err == EINPROGRESS; }
-bool is_interrupted(int err) { return err == EINTR; }
-bool is_timed_out(int err) { return err == EAGAIN || err == EWOULDBLOCK; }
-bool fits_in_fd_set(socket_t fd) { return fd >= 0 && fd < FD_SETSIZE; }
+bool is_would_block(int err) {
+    return err == EAGAIN || err == EWOULDBLOCK;
+}
+bool is_in_progress(int err) {
+    return err == EINPROGRESS;
+}
+bool is_interrupted(int err) {
+    return err == EINTR;
+}
+bool is_timed_out(int err) {
+    return err == EAGAIN || err == EWOULDBLOCK;
+}
+bool fits_in_fd_set(socket_t fd) {
+    return fd >= 0 && fd < FD_SETSIZE;
+}
 
 Startup::Startup() {}
 Startup::~Startup() {}

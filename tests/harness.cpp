@@ -17,10 +17,16 @@ void fail(const char* file, int line, const std::string& message) {
     throw Failed(std::string(base ? base + 1 : file) + ":" + std::to_string(line) + ": " + message);
 }
 
-void skip(const std::string& reason) { throw Skipped(reason); }
+void skip(const std::string& reason) {
+    throw Skipped(reason);
+}
 
-std::string describe(int err) { return net::error_name(err) + " (" + net::error_text(err) + ")"; }
-std::string last_error_text() { return describe(net::last_error()); }
+std::string describe(int err) {
+    return net::error_name(err) + " (" + net::error_text(err) + ")";
+}
+std::string last_error_text() {
+    return describe(net::last_error());
+}
 
 std::uint16_t Listener::port() const {
     return ntohs(address.ss_family == AF_INET6
@@ -97,8 +103,12 @@ bool wait_for(net::socket_t fd, short events, double seconds) {
 }
 }  // namespace
 
-bool wait_readable(net::socket_t fd, double seconds) { return wait_for(fd, POLLIN, seconds); }
-bool wait_writable(net::socket_t fd, double seconds) { return wait_for(fd, POLLOUT, seconds); }
+bool wait_readable(net::socket_t fd, double seconds) {
+    return wait_for(fd, POLLIN, seconds);
+}
+bool wait_writable(net::socket_t fd, double seconds) {
+    return wait_for(fd, POLLOUT, seconds);
+}
 
 double seconds_since(std::chrono::steady_clock::time_point start) {
     return std::chrono::duration<double>(std::chrono::steady_clock::now() - start).count();
@@ -108,13 +118,30 @@ void sleep_for(double seconds) {
     std::this_thread::sleep_for(std::chrono::duration<double>(seconds));
 }
 
+RecvOutcome recv_while(net::socket_t fd, const std::function<void()>& action, double limit) {
+    must(net::set_timeout_option(fd, SO_RCVTIMEO, limit), "SO_RCVTIMEO");
+    RecvOutcome outcome;
+    std::thread reader([&] {
+        char buffer[16];
+        auto start = std::chrono::steady_clock::now();
+        outcome.result = ::recv(fd, buffer, sizeof buffer, 0);
+        outcome.error = net::last_error();
+        outcome.seconds = seconds_since(start);
+    });
+    sleep_for(0.2);  // let the reader block in recv
+    action();
+    reader.join();
+    return outcome;
+}
+
 }  // namespace harness
 
 int main(int argc, char** argv) {
     net::Startup startup;
     auto& tests = harness::registry();
     if (argc == 2 && std::string(argv[1]) == "--list") {
-        for (const auto& t : tests) std::printf("%s\n", t.id);
+        for (const auto& t : tests)
+            std::printf("%s\n", t.id);
         return 0;
     }
     int failed = 0, passed = 0, skipped = 0;

@@ -11,6 +11,7 @@
 
 #include <chrono>
 #include <cstdint>
+#include <functional>
 #include <stdexcept>
 #include <string>
 #include <vector>
@@ -82,22 +83,34 @@ bool wait_writable(net::socket_t fd, double seconds);
 double seconds_since(std::chrono::steady_clock::time_point start);
 void sleep_for(double seconds);
 
+// How one recv ended.
+struct RecvOutcome {
+    long result = 1;
+    int error = 0;
+    double seconds = 0;
+};
+// Block a thread in recv on `fd` (bounded by SO_RCVTIMEO `limit`, so nothing
+// hangs), run `action` 0.2 s later from this thread, and report how recv ended.
+// Resets are checked this way, with the reader already waiting: Wine reports
+// a reset only to a recv that is waiting when it arrives (a later recv gets 0).
+RecvOutcome recv_while(net::socket_t fd, const std::function<void()>& action, double limit = 3);
+
 }  // namespace harness
 
 #define HARNESS_CONCAT2(a, b) a##b
 #define HARNESS_CONCAT(a, b) HARNESS_CONCAT2(a, b)
 
 // TEST_CASE("claim-id") { ... }  - the id is the claim tag it proves.
-#define TEST_CASE(id)                                                                      \
-    static void HARNESS_CONCAT(test_case_, __LINE__)();                                    \
-    static const harness::Register HARNESS_CONCAT(test_register_, __LINE__)(               \
-        id, &HARNESS_CONCAT(test_case_, __LINE__));                                        \
+#define TEST_CASE(id)                                                        \
+    static void HARNESS_CONCAT(test_case_, __LINE__)();                      \
+    static const harness::Register HARNESS_CONCAT(test_register_, __LINE__)( \
+        id, &HARNESS_CONCAT(test_case_, __LINE__));                          \
     static void HARNESS_CONCAT(test_case_, __LINE__)()
 
 // EXPECT(condition, what the OS did instead)
-#define EXPECT(condition, message)                                                         \
-    do {                                                                                   \
-        if (!(condition))                                                                  \
-            harness::fail(__FILE__, __LINE__,                                              \
-                          std::string("expected ") + #condition + "; " + (message));       \
+#define EXPECT(condition, message)                                                   \
+    do {                                                                             \
+        if (!(condition))                                                            \
+            harness::fail(__FILE__, __LINE__,                                        \
+                          std::string("expected ") + #condition + "; " + (message)); \
     } while (0)

@@ -143,7 +143,7 @@ TEST_CASE("server-reports-client-fin-and-reset") {
         send_text(rude.get(), get_root);
         harness::wait_readable(rude.get(), 5);
         harness::sleep_for(0.05);  // the whole answer is in our buffer, unread
-    }  // closed with unread data: an RST
+    }                              // closed with unread data: an RST
     r.server.stop(2.0);
     lab::Observed seen = r.server.observed();
     EXPECT(seen.connections == 2, std::to_string(seen.connections) + " connections");

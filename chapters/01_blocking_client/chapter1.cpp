@@ -32,7 +32,10 @@ using chapter::Options;
 namespace {
 
 const chapter::Program program = {
-    "chapter1", "Chapter 1: a blocking client (connect, send, recv until EOF, close).", "hello", {}};
+    "chapter1",
+    "Chapter 1: a blocking client (connect, send, recv until EOF, close).",
+    "hello",
+    {}};
 
 std::string seconds_text(double seconds) {
     char text[32];
@@ -65,10 +68,9 @@ net::Socket connect_to_host(const Options& options) {
     Failure last_failure("connect " + options.host, "no address to try");
     for (addrinfo* address = addresses; address != nullptr; address = address->ai_next) {
         std::string where = net::address_text(address->ai_addr);
-        net::Socket sock(traced(::socket(address->ai_family, address->ai_socktype,
-                                         address->ai_protocol),
-                                "socket", address->ai_family == AF_INET6 ? "AF_INET6" : "AF_INET",
-                                "SOCK_STREAM"));
+        net::Socket sock(traced(
+            ::socket(address->ai_family, address->ai_socktype, address->ai_protocol), "socket",
+            address->ai_family == AF_INET6 ? "AF_INET6" : "AF_INET", "SOCK_STREAM"));
         if (!sock.valid()) {
             last_failure = Failure("socket", net::last_error());
             continue;
@@ -94,9 +96,9 @@ net::Socket connect_to_host(const Options& options) {
         // connect() sends a SYN and sleeps until the SYN-ACK (connected), an
         // RST (ECONNREFUSED: nothing listens on that port [claim:connect-refused]),
         // an ICMP error (EHOSTUNREACH, ENETUNREACH), or the time limit.
-        int result = traced(::connect(sock.get(), address->ai_addr,
-                                      static_cast<socklen_t>(address->ai_addrlen)),
-                            "connect", sock.get(), where);
+        int result = traced(
+            ::connect(sock.get(), address->ai_addr, static_cast<socklen_t>(address->ai_addrlen)),
+            "connect", sock.get(), where);
         if (result == 0) {
             narrate(options, "connected to %s", where.c_str());
             ::freeaddrinfo(addresses);
@@ -104,8 +106,9 @@ net::Socket connect_to_host(const Options& options) {
         }
         int err = net::last_error();
         if (net::is_in_progress(err) || net::is_timed_out(err))
-            last_failure = Failure("connect " + where, "no answer within " +
-                                   seconds_text(options.timeout) + " (" + net::error_name(err) + ")");
+            last_failure =
+                Failure("connect " + where, "no answer within " + seconds_text(options.timeout) +
+                                                " (" + net::error_name(err) + ")");
         else
             last_failure = Failure("connect " + where, err);
         narrate(options, "%s", last_failure.what());
@@ -128,14 +131,15 @@ void send_all(const Options& options, net::socket_t fd, const std::string& data)
         // net::send_flags is MSG_NOSIGNAL where it exists: if the server is
         // gone, send fails with EPIPE instead of SIGPIPE killing the process
         // [claim:send-flags-no-sigpipe].
-        long n = traced(::send(fd, data.data() + sent, static_cast<int>(data.size() - sent),
-                               net::send_flags),
-                        "send", fd, data.size() - sent);
+        long n = traced(
+            ::send(fd, data.data() + sent, static_cast<int>(data.size() - sent), net::send_flags),
+            "send", fd, data.size() - sent);
         if (n < 0) {
             int err = net::last_error();
             if (net::is_interrupted(err)) continue;
             if (net::is_timed_out(err))
-                throw Failure("send", "the server took nothing for " + seconds_text(options.timeout));
+                throw Failure("send",
+                              "the server took nothing for " + seconds_text(options.timeout));
             throw Failure("send", err);
         }
         sent += static_cast<std::size_t>(n);
@@ -176,8 +180,7 @@ std::uint64_t receive_until_eof(const Options& options, net::socket_t fd) {
         // are already on stdout.
         throw Failure("recv", err);
     }
-    if (received == 0)
-        throw Failure("recv", "the server closed the connection without answering");
+    if (received == 0) throw Failure("recv", "the server closed the connection without answering");
     narrate(options, "recv returned 0: the server closed; %llu bytes in %llu recv calls",
             static_cast<unsigned long long>(received), static_cast<unsigned long long>(calls));
     return received;

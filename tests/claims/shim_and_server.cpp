@@ -31,43 +31,19 @@ TEST_CASE("timeout-option-reads-back") {
     for (int option : {SO_RCVTIMEO, SO_SNDTIMEO}) {
         must(net::set_timeout_option(p.client.get(), option, 1.25), "set 1.25 s");
         double got = net::get_timeout_option(p.client.get(), option);
-        EXPECT(got > 1.24 && got < 1.26, "read back " + std::to_string(got) + " s after setting 1.25");
+        EXPECT(got > 1.24 && got < 1.26,
+               "read back " + std::to_string(got) + " s after setting 1.25");
         must(net::set_timeout_option(p.client.get(), option, 0), "set 0");
         got = net::get_timeout_option(p.client.get(), option);
         EXPECT(got == 0, "read back " + std::to_string(got) + " s after setting 0 (no timeout)");
     }
 }
 
-namespace {
-// Block a thread in recv on `fd` (limited to 1.5 s by SO_RCVTIMEO, so nothing
-// hangs), run `wake` from this thread 0.2 s later, and report how the recv ended.
-struct BlockedRecv {
-    long result = 1;
-    int error = 0;
-    double seconds = 0;
-};
-template <class Wake>
-BlockedRecv recv_woken_by(net::socket_t fd, Wake wake) {
-    must(net::set_timeout_option(fd, SO_RCVTIMEO, 1.5), "SO_RCVTIMEO");
-    BlockedRecv outcome;
-    std::thread reader([&] {
-        char buffer[16];
-        auto start = Clock::now();
-        outcome.result = ::recv(fd, buffer, sizeof buffer, 0);
-        outcome.error = net::last_error();
-        outcome.seconds = seconds_since(start);
-    });
-    harness::sleep_for(0.2);  // let the reader block in recv
-    wake();
-    reader.join();
-    return outcome;
-}
-}  // namespace
-
 TEST_CASE("shutdown-wakes-blocked-recv") {
     harness::Pair p = harness::connected_pair();
     net::socket_t fd = p.server.get();
-    BlockedRecv r = recv_woken_by(fd, [&] { must(::shutdown(fd, net::shut_rdwr), "shutdown"); });
+    harness::RecvOutcome r = harness::recv_while(
+        fd, [&] { must(::shutdown(fd, net::shut_rdwr), "shutdown"); }, 1.5);
     std::string seen = std::to_string(r.result) + ", " + describe(r.error) + " after " +
                        std::to_string(r.seconds) + " s";
 #ifdef _WIN32
@@ -85,7 +61,8 @@ TEST_CASE("windows-closesocket-wakes-blocked-recv") {
 #else
     harness::Pair p = harness::connected_pair();
     net::socket_t fd = p.server.release();  // closed below, by hand
-    BlockedRecv r = recv_woken_by(fd, [&] { must(net::close_socket(fd), "closesocket"); });
+    harness::RecvOutcome r = harness::recv_while(
+        fd, [&] { must(net::close_socket(fd), "closesocket"); }, 1.5);
     EXPECT(r.result == -1 && r.seconds < 1.0,
            "recv after closesocket from another thread: " + std::to_string(r.result) + ", " +
                describe(r.error) + " after " + std::to_string(r.seconds) + " s");
@@ -94,18 +71,18 @@ TEST_CASE("windows-closesocket-wakes-blocked-recv") {
 
 TEST_CASE("close-with-unread-data-sends-rst") {
     harness::Pair p = harness::connected_pair();
-    must(net::set_timeout_option(p.client.get(), SO_RCVTIMEO, 5), "SO_RCVTIMEO");
     must(::send(p.client.get(), "unread", 6, net::send_flags), "send");
     harness::wait_readable(p.server.get(), 5);  // the bytes are in the server's buffer
-    p.server.reset();                           // close without reading them
-    char buffer[16];
-    long n = ::recv(p.client.get(), buffer, sizeof buffer, 0);
-    int err = net::last_error();
-    EXPECT(n == -1, "the peer closed with unread data, yet recv returned " + std::to_string(n) +
-                        (n == 0 ? " (a FIN, not an RST)" : ""));
+    harness::RecvOutcome r = harness::recv_while(p.client.get(), [&] {
+        p.server.reset();  // close without reading them
+    });
+    EXPECT(r.result == -1, "the peer closed with unread data, yet recv returned " +
+                               std::to_string(r.result) +
+                               (r.result == 0 ? " (a FIN, not an RST)" : ""));
 #ifdef _WIN32
-    EXPECT(err == WSAECONNRESET || err == WSAECONNABORTED, "recv failed with " + describe(err));
+    EXPECT(r.error == WSAECONNRESET || r.error == WSAECONNABORTED,
+           "recv failed with " + describe(r.error));
 #else
-    EXPECT(err == ECONNRESET, "recv failed with " + describe(err));
+    EXPECT(r.error == ECONNRESET, "recv failed with " + describe(r.error));
 #endif
 }
