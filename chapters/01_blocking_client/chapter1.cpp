@@ -121,8 +121,9 @@ net::Socket connect_to_host(const Options& options) {
 // Step 2 - send the request.
 //
 // Python: sock.sendall(request). send() may take fewer bytes than we asked:
-// it copies what fits into the kernel's send buffer and returns that count
-// (for instance when SO_SNDTIMEO runs out half way [claim:send-partial-on-timeout]).
+// it copies what fits into the kernel's send buffer and returns that count.
+// On Linux that happens when SO_SNDTIMEO runs out half way; Winsock fails the
+// whole call with WSAETIMEDOUT instead [claim:send-partial-on-timeout].
 // So, like sendall(), we loop until every byte is gone. A signal arriving
 // before anything was copied makes it fail with EINTR: we simply call again.
 void send_all(const Options& options, net::socket_t fd, const std::string& data) {
