@@ -8,6 +8,11 @@
 #include <cstdarg>
 #include <cstdlib>
 #include <cstring>
+#include <mutex>
+
+#ifdef _WIN32
+#include <io.h>
+#endif
 
 namespace chapter {
 
@@ -157,6 +162,40 @@ int parse_command_line(int argc, char** argv, const Program& program, Options& o
     return -1;
 }
 
+namespace {
+std::mutex stderr_mutex;   // narration and the status line come from two threads
+std::string status_shown;  // the status line now on screen, "" if none
+
+void erase_status() {
+    if (!status_shown.empty())
+        std::fprintf(stderr, "\r%*s\r", static_cast<int>(status_shown.size()), "");
+}
+}  // namespace
+
+bool stderr_is_terminal() {
+#ifdef _WIN32
+    return _isatty(_fileno(stderr)) != 0;
+#else
+    return ::isatty(STDERR_FILENO) != 0;
+#endif
+}
+
+void show_status(const Options& options, const std::string& text) {
+    if (options.quiet || !stderr_is_terminal()) return;
+    std::lock_guard<std::mutex> lock(stderr_mutex);
+    erase_status();
+    status_shown = text;
+    std::fprintf(stderr, "%s", text.c_str());
+    std::fflush(stderr);
+}
+
+void print_line(const std::string& line) {
+    std::lock_guard<std::mutex> lock(stderr_mutex);
+    erase_status();
+    std::fprintf(stderr, "%s\n%s", line.c_str(), status_shown.c_str());
+    std::fflush(stderr);
+}
+
 void narrate(const Options& options, const char* format, ...) {
     if (options.quiet) return;
     char text[1024];
@@ -164,7 +203,7 @@ void narrate(const Options& options, const char* format, ...) {
     va_start(args, format);
     std::vsnprintf(text, sizeof text, format, args);
     va_end(args);
-    std::fprintf(stderr, "* %s\n", text);
+    print_line(std::string("* ") + text);
 }
 
 Failure::Failure(const std::string& call, int err)
@@ -187,9 +226,7 @@ std::unique_ptr<lab::Server> start_builtin_server(Options& options) {
 
     std::function<void(const std::string&)> on_event;
     if (!options.quiet)
-        on_event = [](const std::string& text) {
-            std::fprintf(stderr, "  [server] %s\n", text.c_str());
-        };
+        on_event = [](const std::string& text) { print_line("  [server] " + text); };
     auto server = std::make_unique<lab::Server>(scenario, on_event);
     if (!server->start("127.0.0.1", 0, error)) throw Failure("built-in lab server", error);
     options.host = "127.0.0.1";

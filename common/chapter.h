@@ -61,6 +61,14 @@ int usage_error(const Program& program, const std::string& message);
 #endif
 void narrate(const Options& options, const char* format, ...) CHAPTER_PRINTF_FORMAT;
 
+// A live status line at the bottom of stderr ("waiting 1.2 s, 0 bytes"),
+// redrawn in place, with narration lines printed above it. Only when stderr is
+// a terminal and not --quiet; show_status("") clears it. Safe from any thread.
+bool stderr_is_terminal();
+// One whole line on stderr, above the status line if one is shown.
+void print_line(const std::string& line);
+void show_status(const Options& options, const std::string& text);
+
 // A call that failed, carried to main, which prints it and exits 1:
 //   Failure("connect 127.0.0.1:9", ECONNREFUSED)
 //     -> "connect 127.0.0.1:9: Connection refused (ECONNREFUSED)"

@@ -1,7 +1,7 @@
 // trace.cpp - where --trace lines go.
 #include "trace.h"
 
-#include <cstdio>
+#include "chapter.h"
 
 namespace trace {
 namespace {
@@ -14,6 +14,6 @@ bool enabled() {
     return tracing;
 }
 void line(const std::string& text) {
-    if (tracing) std::fprintf(stderr, "  %s\n", text.c_str());
+    if (tracing) chapter::print_line("  " + text);
 }
 }  // namespace trace

@@ -236,7 +236,7 @@ def chapter_cases(program):
     @case(program + ":trace")
     def trace(ctx):
         run = check_fetch(ctx, program, ["--trace", "--quiet"], hello_response())
-        for call in (r"socket\(", r"connect\(\d+, 127\.0\.0\.1:\d+\) = 0", r"send\(", r"recv\(\d+, \d+\) = 0", r"close\("):
+        for call in (r"socket\(", r"connect\(\d+, 127\.0\.0\.1:\d+\) = ", r"send\(\d+, 60\) = 60", r"recv\(\d+, \d+\) = 0", r"close\("):
             expect(re.search(call, run.stderr), "no trace line for %s in:\n%s" % (call, run.stderr))
 
     @case(program + ":slow")

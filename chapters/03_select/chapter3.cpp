@@ -1,0 +1,395 @@
+// Chapter 3 - select: the tutorial's program, done right.
+//
+// The tutorial's program runs its socket on a thread of its own, connects
+// with a 5-second timeout, switches the socket to non-blocking, sends
+// "GET /", waits in a select() loop, reads once, and shuts down and closes.
+// This chapter keeps that shape, step by step, and fixes what goes wrong:
+//
+//   tutorial                                  here
+//   ----------------------------------------  ---------------------------------------------
+//   select(..., 0) in a loop: spins a core    select with the time left until the deadline:
+//                                             the thread sleeps until data comes
+//   one recv(4096): responses get cut short   recv until the server's FIN, streamed to stdout
+//   sendall on a non-blocking socket can      send loop that waits for writability
+//     fail half way (BlockingIOError)
+//   "a non-blocking connect does not help"    it is the portable way to bound a connect
+//   bare except: hides why connect failed     every error named, exit status 1
+//   the thread is never joined                main joins it, and shows progress meanwhile
+//
+// Run it:  make chapter3 && ./chapter3
+//          ./chapter3 --scenario slow:3          (watch the status line; top shows ~0% CPU)
+//          ./chapter3 --scenario slow:3 --busy-wait   (the tutorial's loop: a whole core)
+
+#include "chapter.h"
+#include "platform.h"
+#include "trace.h"
+
+#include <atomic>
+#include <chrono>
+#include <condition_variable>
+#include <cstdint>
+#include <cstdlib>
+#include <mutex>
+#include <optional>
+#include <string>
+#include <thread>
+#include <vector>
+
+using chapter::Failure;
+using chapter::narrate;
+using chapter::Options;
+using Clock = std::chrono::steady_clock;
+
+namespace {
+
+// 256 KiB: the smallest buffer that reaches full loopback speed here; see
+// README.md ("Choosing the buffer size") and tests/bench/buffer_sizes.sh.
+constexpr std::size_t default_buffer_size = 256 * 1024;
+
+std::string buffer_size_text;  // --buffer-size, checked in main
+bool busy_wait = false;        // --busy-wait
+
+const chapter::Program program = {
+    "chapter3",
+    "Chapter 3: the tutorial's select() client done right (thread, connect timeout, no busy wait).",
+    "hello",
+    {{"buffer-size", "BYTES", "recv buffer size, 1 to 67108864 (default 262144)",
+      &buffer_size_text, nullptr},
+     {"busy-wait", nullptr,
+      "wait like the tutorial: select() with a zero timeout in a loop (do not do this)", nullptr,
+      &busy_wait}}};
+
+// What the socket thread shares with the main thread.
+struct Progress {
+    std::atomic<std::uint64_t> bytes{0};
+    std::mutex mutex;
+    std::condition_variable finished_changed;
+    bool finished = false;
+    std::optional<Failure> failure;  // why the socket thread gave up, if it did
+};
+
+// ---------------------------------------------------------------------------
+// Waiting with select().
+
+enum class Ready { yes, timed_out, failed };
+
+// One deadline per wait: "timeout seconds from now".
+Clock::time_point deadline_after(double seconds) {
+    return Clock::now() +
+           std::chrono::duration_cast<Clock::duration>(std::chrono::duration<double>(seconds));
+}
+
+// Wait until `fd` is readable (or writable), or the deadline passes.
+//
+// select() takes three sets of descriptors and a timeout, sleeps until one
+// descriptor is ready or the time is up, and returns how many are ready: 0
+// when the time ran out [claim:select-timeout-returns-zero]. It overwrites the
+// sets with the ready ones, clearing the rest [claim:select-clears-sets], so
+// they are rebuilt before every call. A signal can end the wait early with
+// EINTR: we go round again with the time that is left, so the total wait
+// stays one deadline, however often we wake.
+//
+// Windows reports a failed non-blocking connect in the exception set, not as
+// writable [claim:windows-failed-connect-in-exceptfds]; POSIX reports it as
+// writable, and SO_ERROR tells which it was. We watch both sets either way.
+Ready wait_until(net::socket_t fd, bool for_writing, Clock::time_point deadline) {
+    for (;;) {
+        auto left = std::chrono::duration_cast<std::chrono::microseconds>(deadline - Clock::now());
+        if (left.count() < 0) left = std::chrono::microseconds(0);
+        timeval timeout{};
+        timeout.tv_sec = static_cast<long>(left.count() / 1000000);
+        timeout.tv_usec = static_cast<long>(left.count() % 1000000);
+
+        fd_set wanted, failed;
+        FD_ZERO(&wanted);
+        FD_ZERO(&failed);
+        FD_SET(fd, &wanted);
+        FD_SET(fd, &failed);
+        // The first argument is the highest descriptor + 1 (Winsock ignores it).
+        int ready = traced(::select(static_cast<int>(fd) + 1, for_writing ? nullptr : &wanted,
+                                    for_writing ? &wanted : nullptr, &failed, &timeout),
+                           "select", static_cast<int>(fd) + 1,
+                           std::string(for_writing ? "writefds={" : "readfds={") +
+                               std::to_string(fd) + "}",
+                           "exceptfds={" + std::to_string(fd) + "}",
+                           std::to_string(left.count() / 1000) + " ms");
+        if (ready > 0) return FD_ISSET(fd, &failed) ? Ready::failed : Ready::yes;
+        if (ready == 0) return Ready::timed_out;
+        if (!net::is_interrupted(net::last_error())) throw Failure("select", net::last_error());
+    }
+}
+
+// The tutorial's wait: select with a zero timeout, over and over. Each call
+// returns at once, so the loop never sleeps and burns a whole core until the
+// data comes. Bounded by the deadline, so it cannot spin forever.
+Ready busy_wait_until_readable(net::socket_t fd, Clock::time_point deadline,
+                               std::uint64_t& spins) {
+    while (Clock::now() < deadline) {
+        fd_set readable;
+        FD_ZERO(&readable);
+        FD_SET(fd, &readable);
+        timeval zero{};  // the tutorial's select.select([sock], [], [], 0)
+        ++spins;
+        int ready = ::select(static_cast<int>(fd) + 1, &readable, nullptr, nullptr, &zero);
+        if (ready > 0) return Ready::yes;
+        if (ready < 0 && !net::is_interrupted(net::last_error()))
+            throw Failure("select", net::last_error());
+    }
+    return Ready::timed_out;
+}
+
+// ---------------------------------------------------------------------------
+// Step 1 - connect, with a timeout.
+
+// Python: sock.settimeout(5); sock.connect((host, port)).
+// The tutorial connects in blocking mode because "a non-blocking call does
+// not help". It does: it is the portable way to put a limit on a connect.
+// connect() on a non-blocking socket returns at once with EINPROGRESS (on
+// Windows WSAEWOULDBLOCK) while the handshake goes on; we wait for the socket
+// to become writable, up to the timeout, and then ask SO_ERROR how it ended:
+// 0 for connected [claim:nonblocking-connect-writable-so-error-zero], or the
+// error, e.g. ECONNREFUSED [claim:nonblocking-connect-refused-via-so-error].
+// CPython's settimeout() does exactly this inside sock.connect().
+std::optional<Failure> connect_within_timeout(const Options& options, net::socket_t fd,
+                                              const addrinfo* address) {
+    std::string where = net::address_text(address->ai_addr);
+    int rc = traced(::connect(fd, address->ai_addr, static_cast<socklen_t>(address->ai_addrlen)),
+                    "connect", fd, where);
+    if (rc == 0) return std::nullopt;  // loopback can connect at once
+    int err = net::last_error();
+    if (!net::is_in_progress(err)) return Failure("connect " + where, err);
+
+    Ready ready = wait_until(fd, true, deadline_after(options.timeout));
+    if (ready == Ready::timed_out) {
+        char text[64];
+        std::snprintf(text, sizeof text, "no answer within %g s", options.timeout);
+        return Failure("connect " + where, text);
+    }
+    int so_error = 0;
+    socklen_t length = sizeof so_error;
+    if (::getsockopt(fd, SOL_SOCKET, SO_ERROR, reinterpret_cast<char*>(&so_error), &length) != 0)
+        return Failure("getsockopt SO_ERROR", net::last_error());
+    trace::line("getsockopt(" + std::to_string(fd) + ", SO_ERROR) = 0, value " +
+                (so_error ? net::error_name(so_error) : "0 (connected)"));
+    if (so_error != 0) return Failure("connect " + where, so_error);
+    return std::nullopt;
+}
+
+// Resolve, then try every address in turn (IPv6 and IPv4) until one connects.
+net::Socket connect_to_host(const Options& options) {
+    addrinfo hints{};
+    hints.ai_family = AF_UNSPEC;
+    hints.ai_socktype = SOCK_STREAM;
+    hints.ai_protocol = IPPROTO_TCP;
+    addrinfo* addresses = nullptr;
+    narrate(options, "resolving %s port %s", options.host.c_str(), options.port.c_str());
+    int rc = ::getaddrinfo(options.host.c_str(), options.port.c_str(), &hints, &addresses);
+    trace::line("getaddrinfo(\"" + options.host + "\", \"" + options.port + "\") = " +
+                std::to_string(rc));
+    if (rc != 0)
+        throw Failure("getaddrinfo " + options.host + " port " + options.port, ::gai_strerror(rc));
+
+    std::optional<Failure> last_failure;
+    for (addrinfo* address = addresses; address != nullptr; address = address->ai_next) {
+        net::Socket sock(traced(
+            ::socket(address->ai_family, address->ai_socktype, address->ai_protocol), "socket",
+            address->ai_family == AF_INET6 ? "AF_INET6" : "AF_INET", "SOCK_STREAM"));
+        if (!sock.valid()) {
+            last_failure = Failure("socket", net::last_error());
+            continue;
+        }
+        // An fd_set on POSIX is a bitmap of FD_SETSIZE (1024) bits: FD_SET on a
+        // larger descriptor writes past its end. A program with that many files
+        // open needs poll() instead; we stop with a clear error.
+        if (!net::fits_in_fd_set(sock.get())) {
+            last_failure = Failure("select", "descriptor " + std::to_string(sock.get()) +
+                                                 " is beyond FD_SETSIZE (" +
+                                                 std::to_string(FD_SETSIZE) +
+                                                 "); select() cannot watch it");
+            break;
+        }
+        net::no_sigpipe(sock.get());
+        // Python: sock.setblocking(False), or settimeout(t) which does it too.
+        if (traced(net::set_nonblocking(sock.get(), true), "set_nonblocking", sock.get()) != 0) {
+            last_failure = Failure("set_nonblocking", net::last_error());
+            continue;
+        }
+        narrate(options, "trying %s", net::address_text(address->ai_addr).c_str());
+        last_failure = connect_within_timeout(options, sock.get(), address);
+        if (!last_failure) {
+            narrate(options, "connected to %s", net::address_text(address->ai_addr).c_str());
+            ::freeaddrinfo(addresses);
+            return sock;
+        }
+        narrate(options, "%s", last_failure->what());
+    }
+    ::freeaddrinfo(addresses);
+    throw last_failure.value_or(Failure("connect " + options.host, "no address to try"));
+}
+
+// ---------------------------------------------------------------------------
+// Step 2 - send the request on the non-blocking socket.
+
+// Python: sock.sendall(request) - after setblocking(False) it can raise
+// BlockingIOError half way, having sent part of the data, and the tutorial
+// does not catch that. A non-blocking send takes what fits in the send buffer
+// and returns that count; when the buffer is full it fails with EWOULDBLOCK
+// [claim:nonblocking-send-partial-then-would-block]. We then wait until the
+// socket is writable again and send the rest.
+void send_all(const Options& options, net::socket_t fd, const std::string& data) {
+    std::size_t sent = 0;
+    while (sent < data.size()) {
+        long n = traced(::send(fd, data.data() + sent, static_cast<int>(data.size() - sent),
+                               net::send_flags),
+                        "send", fd, data.size() - sent);
+        if (n >= 0) {
+            sent += static_cast<std::size_t>(n);
+            continue;
+        }
+        int err = net::last_error();
+        if (net::is_interrupted(err)) continue;
+        if (!net::is_would_block(err)) throw Failure("send", err);
+        auto deadline = deadline_after(options.timeout);
+        if (wait_until(fd, true, deadline) == Ready::timed_out)
+            throw Failure("send", "the server accepted nothing for " +
+                                      std::to_string(options.timeout) + " s");
+    }
+    narrate(options, "sent %zu bytes: %s", sent, data.substr(0, data.find('\r')).c_str());
+}
+
+// ---------------------------------------------------------------------------
+// Step 3 - wait for data and read it, until the server closes.
+
+// The tutorial waits for select to report the socket readable, then calls
+// recv(4096) once. Here we call recv first and wait only when it would block:
+// a non-blocking recv on an empty socket fails at once with EWOULDBLOCK
+// [claim:nonblocking-recv-would-block], and that is the moment to sleep in
+// select until data comes. select also reports readable at EOF, when the
+// server has closed; recv then returns 0 [claim:select-readable-at-eof].
+std::uint64_t receive_until_eof(const Options& options, net::socket_t fd, std::size_t buffer_size,
+                                Progress& progress) {
+    std::vector<char> buffer(buffer_size);
+    std::uint64_t received = 0, recv_calls = 0, waits = 0, spins = 0;
+    auto start = Clock::now();
+    for (;;) {
+        long n = traced(::recv(fd, buffer.data(), static_cast<int>(buffer.size()), 0), "recv", fd,
+                        buffer.size());
+        ++recv_calls;
+        if (n > 0) {
+            if (received == 0)
+                narrate(options, "first bytes after %.3f s", chapter::seconds_since(start));
+            chapter::write_stdout(buffer.data(), static_cast<std::size_t>(n));
+            received += static_cast<std::uint64_t>(n);
+            progress.bytes = received;
+            continue;
+        }
+        if (n == 0) break;  // the server's FIN
+        int err = net::last_error();
+        if (net::is_interrupted(err)) continue;
+        if (!net::is_would_block(err)) throw Failure("recv", err);
+
+        // Nothing to read yet: wait, at most --timeout seconds of silence.
+        ++waits;
+        auto deadline = deadline_after(options.timeout);
+        Ready ready = busy_wait ? busy_wait_until_readable(fd, deadline, spins)
+                                : wait_until(fd, false, deadline);
+        if (ready == Ready::timed_out) {
+            char text[64];
+            std::snprintf(text, sizeof text, "no data for %g s", options.timeout);
+            throw Failure("recv", text);
+        }
+    }
+    if (received == 0)
+        throw Failure("recv", "the server closed the connection without answering");
+    narrate(options, "recv returned 0: the server closed; %llu bytes in %llu recv calls, %llu waits",
+            static_cast<unsigned long long>(received), static_cast<unsigned long long>(recv_calls),
+            static_cast<unsigned long long>(waits));
+    if (busy_wait)
+        narrate(options, "--busy-wait: select() was called %llu times while waiting",
+                static_cast<unsigned long long>(spins));
+    return received;
+}
+
+// ---------------------------------------------------------------------------
+// The socket thread: the tutorial's tcpSocketThreadClassNonBlocking.run().
+
+void socket_thread(const Options& options, std::size_t buffer_size, Progress& progress) {
+    try {
+        net::Socket sock = connect_to_host(options);
+        send_all(options, sock.get(), chapter::http_request(options));
+        receive_until_eof(options, sock.get(), buffer_size, progress);
+
+        // Step 4 - shut down and close. The tutorial calls shutdown(SHUT_RD)
+        // and says it disallows "further ends"; SHUT_RD only stops further
+        // receives and tells the server nothing. SHUT_WR sends our FIN: "no
+        // more requests". Then close() releases the descriptor. Chapter 4
+        // shows every way to end a connection and what the server sees.
+        traced(::shutdown(sock.get(), net::shut_wr), "shutdown", sock.get(), "SHUT_WR");
+        net::socket_t fd = sock.release();
+        traced(net::close_socket(fd), "close", fd);
+        narrate(options, "shut down and closed the socket");
+    } catch (const Failure& failure) {
+        std::lock_guard<std::mutex> lock(progress.mutex);
+        progress.failure = failure;
+    }
+    std::lock_guard<std::mutex> lock(progress.mutex);
+    progress.finished = true;
+    progress.finished_changed.notify_all();
+}
+
+// The main thread, while the socket thread works: "do any other action here,
+// like updating the UI". It sleeps on a condition variable between updates
+// (ten a second on a terminal, one a second otherwise), so it costs no CPU.
+void show_progress_until_finished(const Options& options, Progress& progress) {
+    bool terminal = chapter::stderr_is_terminal();
+    auto tick = std::chrono::milliseconds(terminal ? 100 : 1000);
+    auto start = Clock::now();
+    std::unique_lock<std::mutex> lock(progress.mutex);
+    while (!progress.finished_changed.wait_for(lock, tick, [&] { return progress.finished; })) {
+        char status[96];
+        std::snprintf(status, sizeof status, "[main thread] %.1f s, %llu bytes received",
+                      chapter::seconds_since(start),
+                      static_cast<unsigned long long>(progress.bytes.load()));
+        lock.unlock();
+        if (terminal)
+            chapter::show_status(options, status);
+        else
+            narrate(options, "%s", status);
+        lock.lock();
+    }
+    lock.unlock();
+    chapter::show_status(options, "");
+}
+
+}  // namespace
+
+int main(int argc, char** argv) {
+    net::Startup startup;
+    Options options;
+    int status = chapter::parse_command_line(argc, argv, program, options);
+    if (status >= 0) return status;
+    std::size_t buffer_size = default_buffer_size;
+    if (!buffer_size_text.empty()) {
+        char* end = nullptr;
+        unsigned long long value = std::strtoull(buffer_size_text.c_str(), &end, 10);
+        if (buffer_size_text[0] == '-' || *end != '\0' || value < 1 || value > 64 * 1024 * 1024)
+            return chapter::usage_error(program, "--buffer-size: '" + buffer_size_text +
+                                                     "' is not a number of bytes from 1 to 67108864");
+        buffer_size = static_cast<std::size_t>(value);
+    }
+    if (busy_wait) narrate(options, "--busy-wait: waiting the tutorial's way, spinning on select()");
+
+    try {
+        auto server = chapter::start_builtin_server(options);  // only without HOST
+
+        // Python: socketThread = tcpSocketThreadClassNonBlocking(host, port); .start()
+        Progress progress;
+        std::thread worker(socket_thread, std::cref(options), buffer_size, std::ref(progress));
+        show_progress_until_finished(options, progress);
+        worker.join();  // the tutorial never joins its thread
+        if (progress.failure) throw *progress.failure;
+    } catch (const Failure& failure) {
+        return chapter::report(program, failure);
+    }
+    return 0;
+}
