@@ -259,7 +259,13 @@ def chapter_cases(program):
 
     @case(program + ":reset")
     def reset(ctx):
-        check_failure(ctx, program, ["--scenario", "reset"], r"^%s: recv: .*\((WSA)?ECONNRESET\)$" % program, 2)
+        pattern = r"^%s: recv: .*\((WSA)?ECONNRESET\)$" % program
+        if ctx.emulator:
+            # Wine reports a reset only to a recv that is already waiting; when
+            # select() wakes first, the next recv returns 0, as at a FIN
+            # (docs/portability.md). Real Windows reports WSAECONNRESET.
+            pattern = r"^%s: recv: (.*\(WSAECONNRESET\)|the server closed the connection without answering)$" % program
+        check_failure(ctx, program, ["--scenario", "reset"], pattern, 2)
 
     @case(program + ":close")
     def close(ctx):

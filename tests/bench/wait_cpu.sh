@@ -1,0 +1,41 @@
+#!/usr/bin/env bash
+# CPU spent while waiting for a slow server: chapter 3's select() wait against
+# the tutorial's zero-timeout loop (--busy-wait), and chapter 1's blocking recv.
+# The server (a standalone labserver, scenario slow:SECS) is another process,
+# so only the client's CPU is counted.
+#
+#   tests/bench/wait_cpu.sh [SECS] [RUNS]     (defaults: 2 3)
+set -euo pipefail
+cd "$(dirname "$0")/../.."
+. tests/bench/lib.sh
+secs=${1:-2}
+runs=${2:-3}
+make -s chapter1 chapter3 labserver
+start_labserver "slow:$secs"
+
+# cpu_seconds CHAPTER [OPTIONS...]: user + system CPU seconds of one run, from
+# getrusage (microseconds; /usr/bin/time rounds to 10 ms).
+cpu_seconds() {
+  local chapter=$1
+  shift
+  # The difference before/after: this python's own start-up can run helpers too.
+  python3 -c 'import resource, subprocess, sys
+def cpu():
+    usage = resource.getrusage(resource.RUSAGE_CHILDREN)
+    return usage.ru_utime + usage.ru_stime
+before = cpu()
+done = subprocess.run(sys.argv[1:], stdout=subprocess.DEVNULL)
+sys.exit(done.returncode) if done.returncode else print("%.4f" % (cpu() - before))' \
+    ./"$chapter" --quiet "$@" 127.0.0.1 "$port"
+}
+
+echo "CPU seconds while waiting $secs s for the answer (median of $runs runs)"
+for variant in "chapter3" "chapter3 --busy-wait" "chapter1"; do
+  values=()
+  for _ in $(seq "$runs"); do values+=("$(cpu_seconds $variant)"); done
+  m=$(median "${values[@]}")
+  printf '%-22s %6s s   (%s)\n' "$variant" "$m" "${values[*]}"
+  [ "$variant" = "chapter3" ] && select_cpu=$m
+  [ "$variant" = "chapter3 --busy-wait" ] && busy_cpu=$m
+done
+awk -v a="$select_cpu" -v b="$busy_cpu" 'BEGIN { printf "chapter3 uses %.2f%% of the busy loop'"'"'s CPU\n", 100 * a / b }'
