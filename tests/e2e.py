@@ -90,11 +90,12 @@ class Context:
     def command(self, program, args):
         return self.emulator + [os.path.join(self.bin_dir, program + self.suffix)] + list(args)
 
-    def run(self, program, args, timeout=60):
+    def run(self, program, args, timeout=60, pass_fds=()):
         start = time.monotonic()
         try:
             done = subprocess.run(
                 self.command(program, args),
+                pass_fds=pass_fds,
                 stdin=subprocess.DEVNULL,
                 stdout=subprocess.PIPE,
                 stderr=subprocess.PIPE,
@@ -360,6 +361,52 @@ def chapter_cases(program):
         case("%s:bad-input:%s" % (program, name))(bad)
 
 
+def chapter3_cases():
+    @case("chapter3:busy-wait")
+    def busy_wait(ctx):
+        run = check_fetch(ctx, "chapter3", ["--scenario", "slow:0.3", "--busy-wait"], hello_response())
+        match = re.search(r"select\(\) was called (\d+) times", run.stderr)
+        expect(match and int(match.group(1)) > 1000, "the busy loop did not spin: " + run.stderr)
+
+    @case("chapter3:buffer-size-1")
+    def buffer_size_one(ctx):
+        run = check_fetch(ctx, "chapter3", ["--buffer-size", "1", "--scenario", "big:1"], big_response(1))
+        expect(re.search(r"\d+ bytes in (\d+) recv calls", run.stderr), run.stderr)
+        calls = int(re.search(r"\d+ bytes in (\d+) recv calls", run.stderr).group(1))
+        expect(calls > 1024 * 1024, "one byte per recv should take over a million calls, took %d" % calls)
+
+    @case("chapter3:descriptor-beyond-fd-setsize")
+    def beyond_fd_setsize(ctx):
+        if ctx.emulator or os.name != "posix":
+            raise Skipped("POSIX only: a Winsock fd_set holds any socket value")
+        import resource
+        soft, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
+        if soft < 1300:
+            resource.setrlimit(resource.RLIMIT_NOFILE, (min(hard, 1300), hard))
+        # 1,100 open descriptors: the chapter's socket gets a number above 1024.
+        # Every descriptor from 3 up is passed on, including any this process
+        # already had (CTest leaves some open), so the child has no gap below.
+        fds = [os.open(os.devnull, os.O_RDONLY) for _ in range(1100)]
+        try:
+            run = ctx.run("chapter3", ["--quiet"], 10, pass_fds=range(3, max(fds) + 1))
+        finally:
+            for fd in fds:
+                os.close(fd)
+        expect(run.rc == 1, "expected exit 1: " + run.describe())
+        expect(re.search(r"^chapter3: select: descriptor \d+ is beyond FD_SETSIZE \(1024\)", run.error_line()),
+               "error line %r" % run.error_line())
+
+    for name, args in {"buffer-size-zero": ["--buffer-size", "0"],
+                       "buffer-size-text": ["--buffer-size", "big"],
+                       "buffer-size-negative": ["--buffer-size", "-5"],
+                       "buffer-size-huge": ["--buffer-size", "99999999999"],
+                       "busy-wait-with-value": ["--busy-wait=1"]}.items():
+        def bad(ctx, args=args):
+            run = ctx.run("chapter3", args, 10)
+            expect(run.rc == 2 and run.stderr.startswith("chapter3: "), "%r: %s" % (args, run.describe()))
+        case("chapter3:bad-input:" + name)(bad)
+
+
 # ---------------------------------------------------------------- labserver cases
 
 @case("labserver:first-line-and-loopback-only")
@@ -435,6 +482,8 @@ def main():
     ROOT = options.root
     for program in chapters():
         chapter_cases(program)
+    if "chapter3" in chapters():
+        chapter3_cases()
     if options.list:
         print("\n".join(sorted(CASES)))
         return 0
