@@ -5,6 +5,7 @@
 #include <chrono>
 #include <cstdlib>
 #include <cstring>
+#include <iterator>
 #include <system_error>
 #include <vector>
 
@@ -272,21 +273,11 @@ void Server::stop(double grace) {
         changed_.wait_for(lock, std::chrono::duration<double>(grace),
                           [this] { return active_ == 0; });
         stopping_ = true;
-        // Wake every connection thread blocked in recv or send on its socket.
-        // On POSIX shutdown() does it [claim:shutdown-wakes-blocked-recv] and
-        // the thread closes the socket itself later. Winsock's shutdown wakes
-        // nobody; closesocket() does, failing the blocked call
-        // [claim:windows-closesocket-wakes-blocked-recv], so there we close it
-        // here and forget it: end_connection() closes only what is still in open_.
-        for (net::socket_t fd : open_) {
-            ::shutdown(fd, net::shut_rdwr);
-#ifdef _WIN32
-            net::close_socket(fd);
-#endif
-        }
-#ifdef _WIN32
-        open_.clear();
-#endif
+        // Wake every connection thread blocked in recv or send. On POSIX the
+        // thread closes its socket itself later; where waking closed it
+        // (Windows) we forget it, and end_connection() leaves it alone.
+        for (auto it = open_.begin(); it != open_.end();)
+            it = net::wake_blocked_calls(*it) ? open_.erase(it) : std::next(it);
         wake_accept = accepting_;
         changed_.notify_all();
     }
@@ -315,7 +306,7 @@ bool Server::pause(double seconds) {
 
 void Server::end_connection(net::socket_t fd) {
     std::lock_guard<std::mutex> lock(mutex_);
-    if (open_.erase(fd) == 1) net::close_socket(fd);  // else stop() closed it (Windows)
+    if (open_.erase(fd) == 1) net::close_socket(fd);  // else stop() closed it
     ++observed_.finished;
     --active_;
     changed_.notify_all();  // under the lock: stop() cannot return before we let go

@@ -99,6 +99,20 @@ double get_timeout_option(socket_t fd, int option) {
 
 void no_sigpipe(socket_t) {}
 
+bool wake_blocked_calls(socket_t fd) {
+    ::closesocket(fd);
+    return true;
+}
+
+int poll_one(socket_t fd, short events, int timeout_ms, short* revents) {
+    WSAPOLLFD p{};
+    p.fd = fd;
+    p.events = events;
+    int n = ::WSAPoll(&p, 1, timeout_ms);
+    *revents = p.revents;
+    return n;
+}
+
 bool is_would_block(int err) {
     return err == WSAEWOULDBLOCK;
 }
@@ -177,6 +191,20 @@ void no_sigpipe(socket_t fd) {
 #else
     (void)fd;
 #endif
+}
+
+bool wake_blocked_calls(socket_t fd) {
+    ::shutdown(fd, SHUT_RDWR);
+    return false;
+}
+
+int poll_one(socket_t fd, short events, int timeout_ms, short* revents) {
+    pollfd p{};
+    p.fd = fd;
+    p.events = events;
+    int n = ::poll(&p, 1, timeout_ms);
+    *revents = p.revents;
+    return n;
 }
 
 bool is_would_block(int err) {

@@ -94,6 +94,20 @@ double get_timeout_option(socket_t fd, int option);
 // Where send_flags cannot prevent SIGPIPE (macOS), set SO_NOSIGPIPE; no-op elsewhere.
 void no_sigpipe(socket_t fd);
 
+// Wake a thread blocked in connect, recv or send on `fd`, from another thread.
+// POSIX: shutdown(SHUT_RDWR) does it [claim:shutdown-wakes-blocked-recv]; the
+// socket stays open, for its owner to close. Winsock's shutdown wakes nobody;
+// only closesocket() does [claim:windows-closesocket-wakes-blocked-recv], so
+// there the socket is closed here, and its owner must release() it instead of
+// closing it again. Either way a blocked connect fails at once
+// [claim:wake-aborts-blocking-connect]. Returns true if it closed the socket.
+bool wake_blocked_calls(socket_t fd);
+
+// poll() one socket, or WSAPoll() on Windows: wait up to timeout_ms (-1:
+// forever) for `events` (POLLIN, POLLOUT). Returns what poll returns; the
+// events that happened go to *revents.
+int poll_one(socket_t fd, short events, int timeout_ms, short* revents);
+
 // The error classes that the platforms spell differently.
 bool is_would_block(int err);  // EAGAIN, EWOULDBLOCK / WSAEWOULDBLOCK
 bool is_in_progress(int err);  // EINPROGRESS / WSAEWOULDBLOCK (a connect under way)

@@ -89,17 +89,8 @@ FullListener full_backlog_listener() {
 
 namespace {
 bool wait_for(net::socket_t fd, short events, double seconds) {
-#ifdef _WIN32
-    WSAPOLLFD p{};
-    p.fd = fd;
-    p.events = events;
-    return ::WSAPoll(&p, 1, static_cast<int>(seconds * 1000)) > 0;
-#else
-    pollfd p{};
-    p.fd = fd;
-    p.events = events;
-    return ::poll(&p, 1, static_cast<int>(seconds * 1000)) > 0;
-#endif
+    short revents = 0;
+    return net::poll_one(fd, events, static_cast<int>(seconds * 1000), &revents) > 0;
 }
 }  // namespace
 

@@ -141,13 +141,15 @@ TEST_CASE("windows-failed-connect-in-exceptfds") {
     net::Socket sock = start_connect(harness::unused_port());
     Selected s = select_one(sock.get(), true, 5);
 #ifdef _WIN32
-    EXPECT(s.in_except && !s.in_wanted, "Windows: a refused connect should be in exceptfds only; "
-                                        "writable " + std::to_string(s.in_wanted) + " except " +
-                                            std::to_string(s.in_except));
+    EXPECT(s.in_except && !s.in_wanted,
+           "Windows: a refused connect should be in exceptfds only; "
+           "writable " +
+               std::to_string(s.in_wanted) + " except " + std::to_string(s.in_except));
 #else
-    EXPECT(s.in_wanted && !s.in_except, "POSIX: a refused connect should show as writable only; "
-                                        "writable " + std::to_string(s.in_wanted) + " except " +
-                                            std::to_string(s.in_except));
+    EXPECT(s.in_wanted && !s.in_except,
+           "POSIX: a refused connect should show as writable only; "
+           "writable " +
+               std::to_string(s.in_wanted) + " except " + std::to_string(s.in_except));
 #endif
 }
 
@@ -158,8 +160,8 @@ TEST_CASE("nonblocking-send-partial-then-would-block") {
     bool partial = false;
     int last_error = 0;
     for (int i = 0; i < 4096; ++i) {  // at most 1 GiB: far more than the buffers hold
-        long n = ::send(p.client.get(), chunk.data(), static_cast<int>(chunk.size()),
-                        net::send_flags);
+        long n =
+            ::send(p.client.get(), chunk.data(), static_cast<int>(chunk.size()), net::send_flags);
         if (n < 0) {
             last_error = net::last_error();
             break;

@@ -69,6 +69,25 @@ TEST_CASE("windows-closesocket-wakes-blocked-recv") {
 #endif
 }
 
+TEST_CASE("wake-aborts-blocking-connect") {
+    harness::FullListener full = harness::full_backlog_listener();  // connect will hang
+    net::socket_t fd = must(::socket(AF_INET, SOCK_STREAM, IPPROTO_TCP), "socket");
+    bool closed = false;
+    std::thread watchdog([&] {
+        harness::sleep_for(0.3);
+        closed = net::wake_blocked_calls(fd);
+    });
+    auto start = Clock::now();
+    int rc = ::connect(fd, full.listener.addr(), full.listener.length);
+    int err = net::last_error();
+    double took = seconds_since(start);
+    watchdog.join();
+    if (!closed) net::close_socket(fd);
+    EXPECT(rc == -1, "connect to a listener that never answers succeeded");
+    EXPECT(took < 1.5, "connect was still blocked " + std::to_string(took) + " s later (" +
+                           describe(err) + ")");
+}
+
 TEST_CASE("close-with-unread-data-sends-rst") {
     harness::Pair p = harness::connected_pair();
     must(::send(p.client.get(), "unread", 6, net::send_flags), "send");
