@@ -219,44 +219,51 @@ def check_failure(ctx, program, args, pattern, bound):
     return run
 
 
+# Arguments every generic case adds for a chapter: chapter 2 runs all four
+# modes without --mode, so the generic cases exercise one; chapter2_cases()
+# covers every mode.
+BASE_ARGS = {"chapter2": ["--mode", "deadline"]}
+
+
 def chapter_cases(program):
+    base = BASE_ARGS.get(program, [])
     @case(program + ":hello")
     def hello(ctx):
-        run = check_fetch(ctx, program, [], hello_response())
+        run = check_fetch(ctx, program, base + [], hello_response())
         expect("built-in lab server" in run.stderr, "no narration of the built-in server:\n" + run.stderr)
 
     @case(program + ":path")
     def path(ctx):
-        check_fetch(ctx, program, ["--path", "/lab/notes.txt", "--quiet"], hello_response("/lab/notes.txt"))
+        check_fetch(ctx, program, base + ["--path", "/lab/notes.txt", "--quiet"], hello_response("/lab/notes.txt"))
 
     @case(program + ":quiet")
     def quiet(ctx):
-        run = check_fetch(ctx, program, ["--quiet"], hello_response())
+        run = check_fetch(ctx, program, base + ["--quiet"], hello_response())
         expect(run.stderr.strip() == "", "--quiet still narrated:\n" + run.stderr)
 
     @case(program + ":trace")
     def trace(ctx):
-        run = check_fetch(ctx, program, ["--trace", "--quiet"], hello_response())
+        run = check_fetch(ctx, program, base + ["--trace", "--quiet"], hello_response())
         for call in (r"socket\(", r"connect\(\d+, 127\.0\.0\.1:\d+\) = ", r"send\(\d+, 60\) = 60", r"recv\(\d+, \d+\) = 0", r"close\("):
             expect(re.search(call, run.stderr), "no trace line for %s in:\n%s" % (call, run.stderr))
 
     @case(program + ":slow")
     def slow(ctx):
-        check_fetch(ctx, program, ["--scenario", "slow:0.3", "--quiet"], hello_response())
+        check_fetch(ctx, program, base + ["--scenario", "slow:0.3", "--quiet"], hello_response())
 
     @case(program + ":drip")
     def drip(ctx):
-        run = check_fetch(ctx, program, ["--scenario", "drip:16", "--trace", "--quiet"], hello_response())
+        run = check_fetch(ctx, program, base + ["--scenario", "drip:16", "--trace", "--quiet"], hello_response())
         pieces = re.findall(r"recv\(\d+, \d+\) = ([1-9]\d*)", run.stderr)
         expect(len(pieces) >= 4, "expected the response in many recv calls, got %s" % pieces)
 
     @case(program + ":big")
     def big(ctx):
-        check_fetch(ctx, program, ["--scenario", "big:16", "--quiet"], big_response(16))
+        check_fetch(ctx, program, base + ["--scenario", "big:16", "--quiet"], big_response(16))
 
     @case(program + ":silent")
     def silent(ctx):
-        check_failure(ctx, program, ["--scenario", "silent", "--timeout", "0.5"], r"^%s: recv: no data for 0\.5 s" % program, 1.5)
+        check_failure(ctx, program, base + ["--scenario", "silent", "--timeout", "0.5"], r"^%s: recv: no data for 0\.5 s" % program, 1.5)
 
     @case(program + ":reset")
     def reset(ctx):
@@ -266,20 +273,20 @@ def chapter_cases(program):
             # select() wakes first, the next recv returns 0, as at a FIN
             # (docs/portability.md). Real Windows reports WSAECONNRESET.
             pattern = r"^%s: recv: (.*\(WSAECONNRESET\)|the server closed the connection without answering)$" % program
-        check_failure(ctx, program, ["--scenario", "reset"], pattern, 2)
+        check_failure(ctx, program, base + ["--scenario", "reset"], pattern, 2)
 
     @case(program + ":close")
     def close(ctx):
-        check_failure(ctx, program, ["--scenario", "close"], r"^%s: recv: the server closed the connection without answering" % program, 2)
+        check_failure(ctx, program, base + ["--scenario", "close"], r"^%s: recv: the server closed the connection without answering" % program, 2)
 
     @case(program + ":refused")
     def refused(ctx):
         port = unused_port()
-        check_failure(ctx, program, ["127.0.0.1", str(port)], r"^%s: connect 127\.0\.0\.1:%d: .*\((WSA)?ECONNREFUSED\)$" % (program, port), 3)
+        check_failure(ctx, program, base + ["127.0.0.1", str(port)], r"^%s: connect 127\.0\.0\.1:%d: .*\((WSA)?ECONNREFUSED\)$" % (program, port), 3)
 
     @case(program + ":unresolvable")
     def unresolvable(ctx):
-        check_failure(ctx, program, ["host..invalid"], r"^%s: getaddrinfo host\.\.invalid port 80: " % program, 3)
+        check_failure(ctx, program, base + ["host..invalid"], r"^%s: getaddrinfo host\.\.invalid port 80: " % program, 3)
 
     @case(program + ":connect-timeout")
     def connect_timeout(ctx):
@@ -287,7 +294,7 @@ def chapter_cases(program):
             raise Skipped("chapter 1 bounds connect with SO_SNDTIMEO, which only Linux applies to connect")
         listener, fillers = full_backlog_listener()
         port = listener.getsockname()[1]
-        check_failure(ctx, program, ["127.0.0.1", str(port), "--timeout", "0.5"], r"^%s: connect 127\.0\.0\.1:%d: no answer within 0\.5 s" % (program, port), 1.5)
+        check_failure(ctx, program, base + ["127.0.0.1", str(port), "--timeout", "0.5"], r"^%s: connect 127\.0\.0\.1:%d: no answer within 0\.5 s" % (program, port), 1.5)
         for s in fillers + [listener]:
             s.close()
 
@@ -304,7 +311,7 @@ def chapter_cases(program):
                     request = ("GET /data.bin HTTP/1.1\r\nHost: %s\r\nConnection: close\r\n\r\n" % host_header).encode()
                     expected = raw_fetch(family, address, port, request)
                     expect(content in expected, "the reference fetch is incomplete")
-                    check_fetch(ctx, program, [host, str(port), "--path", "/data.bin", "--quiet"], expected)
+                    check_fetch(ctx, program, base + [host, str(port), "--path", "/data.bin", "--quiet"], expected)
                 finally:
                     server.shutdown()
                     server.server_close()
@@ -319,7 +326,7 @@ def chapter_cases(program):
         proc, line = ctx.start_labserver(["--scenario", "big:8", "--count", "1", "--quiet"])
         try:
             port = line.rsplit(":", 1)[-1]
-            check_fetch(ctx, program, ["127.0.0.1", port, "--quiet"], big_response(8))
+            check_fetch(ctx, program, base + ["127.0.0.1", port, "--quiet"], big_response(8))
             expect(proc.wait(10 + ctx.slack) == 0, "labserver --count 1 did not exit 0")
         finally:
             proc.kill()
@@ -327,7 +334,7 @@ def chapter_cases(program):
 
     @case(program + ":help")
     def help_(ctx):
-        run = ctx.run(program, ["--help"])
+        run = ctx.run(program, base + ["--help"])
         out = run.stdout.decode()
         expect(run.rc == 0, "--help: " + run.describe())
         for word in ("usage: %s" % program, "--timeout", "--scenario", "--trace", "drip"):
@@ -352,13 +359,66 @@ def chapter_cases(program):
     }
     for name, args in bad_command_lines.items():
         def bad(ctx, args=args):
-            run = ctx.run(program, args, 10)
+            run = ctx.run(program, base + args, 10)
             expect(run.rc == 2, "%r: expected exit 2: %s" % (args, run.describe()))
             expect(run.stdout == b"", "%r wrote to stdout" % args)
             first = run.stderr.splitlines()[0] if run.stderr else ""
             expect(first.startswith(program + ": "), "first stderr line %r does not name the program" % first)
             expect("usage: " + program in run.stderr, "no usage after the error")
         case("%s:bad-input:%s" % (program, name))(bad)
+
+
+def chapter2_cases():
+    modes = ["blocking", "nonblocking", "timeout", "deadline"]
+
+    @case("chapter2:all-modes")
+    def all_modes(ctx):
+        run = check_fetch(ctx, "chapter2", ["--scenario", "slow:0.2"], hello_response() * 4)
+        for mode in modes:
+            expect(re.search(r"^%s +.*ok, 127 bytes$" % mode, run.stderr, re.M), "no table row for %s:\n%s" % (mode, run.stderr))
+        tries = re.search(r"^nonblocking +.* (\d+) +ok", run.stderr, re.M)
+        expect(tries and int(tries.group(1)) > 100, "the naive loop should fail many times while waiting 0.2 s")
+
+    @case("chapter2:all-modes-silent")
+    def all_modes_silent(ctx):
+        run = check_failure(ctx, "chapter2", ["--scenario", "silent", "--timeout", "0.3"],
+                            r"^chapter2: recv: no data for 0\.3 s \(the watchdog woke the call\)$", 4 * 0.3 + 1.5)
+        for how in ("the watchdog woke the call", "gave up retrying", "SO_RCVTIMEO expired", "poll timed out"):
+            expect(how in run.stderr, "no failure %r in:\n%s" % (how, run.stderr))
+
+    scenarios = {
+        "hello": (["--scenario", "hello"], hello_response(), None),
+        "slow": (["--scenario", "slow:0.3"], hello_response(), None),
+        "drip": (["--scenario", "drip:32"], hello_response(), None),
+        "big": (["--scenario", "big:4"], big_response(4), None),
+        "silent": (["--scenario", "silent", "--timeout", "0.4"], None, r"^chapter2: recv: no data for 0\.4 s \("),
+        "reset": (["--scenario", "reset"], None, r"^chapter2: recv: "),
+        "close": (["--scenario", "close"], None, r"^chapter2: recv: the server closed the connection without answering$"),
+    }
+    for mode in modes:
+        for name, (args, expected, error) in scenarios.items():
+            def one(ctx, mode=mode, args=args, expected=expected, error=error):
+                if expected is not None:
+                    check_fetch(ctx, "chapter2", ["--mode", mode, "--quiet"] + args, expected)
+                else:
+                    check_failure(ctx, "chapter2", ["--mode", mode] + args, error, 2)
+            case("chapter2:%s:%s" % (mode, name))(one)
+
+        def connect_timeout(ctx, mode=mode):
+            if mode == "timeout" and (ctx.emulator or not sys.platform.startswith("linux")):
+                raise Skipped("timeout mode bounds connect with SO_SNDTIMEO, which only Linux applies to connect")
+            listener, fillers = full_backlog_listener()
+            port = listener.getsockname()[1]
+            check_failure(ctx, "chapter2", ["--mode", mode, "127.0.0.1", str(port), "--timeout", "0.5"],
+                          r"^chapter2: connect 127\.0\.0\.1:%d: no answer within 0\.5 s" % port, 1.5)
+            for s in fillers + [listener]:
+                s.close()
+        case("chapter2:%s:connect-timeout" % mode)(connect_timeout)
+
+    @case("chapter2:bad-input:unknown-mode")
+    def unknown_mode(ctx):
+        run = ctx.run("chapter2", ["--mode", "turbo"], 10)
+        expect(run.rc == 2 and run.stderr.startswith("chapter2: --mode: 'turbo'"), run.describe())
 
 
 def chapter3_cases():
@@ -484,6 +544,8 @@ def main():
     ROOT = options.root
     for program in chapters():
         chapter_cases(program)
+    if "chapter2" in chapters():
+        chapter2_cases()
     if "chapter3" in chapters():
         chapter3_cases()
     if options.list:

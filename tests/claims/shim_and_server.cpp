@@ -39,6 +39,27 @@ TEST_CASE("timeout-option-reads-back") {
     }
 }
 
+TEST_CASE("zero-rcvtimeo-means-no-timeout") {
+    harness::Pair p = harness::connected_pair();
+    must(net::set_timeout_option(p.client.get(), SO_RCVTIMEO, 0.2), "SO_RCVTIMEO 0.2 s");
+    must(net::set_timeout_option(p.client.get(), SO_RCVTIMEO, 0), "SO_RCVTIMEO 0");
+    // With a 0.2 s limit recv would fail after 0.2 s; with 0 it must still be
+    // waiting at 0.6 s, when data comes.
+    std::thread sender([&] {
+        harness::sleep_for(0.6);
+        ::send(p.server.get(), "late", 4, net::send_flags);
+    });
+    char buffer[16];
+    auto start = Clock::now();
+    long n = ::recv(p.client.get(), buffer, sizeof buffer, 0);
+    int err = net::last_error();
+    double took = seconds_since(start);
+    sender.join();
+    EXPECT(n == 4, "recv returned " + std::to_string(n) + " (" + describe(err) + ") after " +
+                       std::to_string(took) + " s");
+    EXPECT(took >= 0.5, "recv returned after only " + std::to_string(took) + " s");
+}
+
 TEST_CASE("shutdown-wakes-blocked-recv") {
     harness::Pair p = harness::connected_pair();
     net::socket_t fd = p.server.get();

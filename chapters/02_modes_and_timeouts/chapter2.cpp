@@ -1,0 +1,442 @@
+// Chapter 2 - the three socket modes, and what settimeout() really does.
+//
+// Python has two knobs, setblocking() and settimeout(), and the tutorial's
+// comments get them backwards. Underneath there are three modes:
+//
+//   mode          Python                                underneath
+//   ------------  ------------------------------------  ------------------------------------------
+//   blocking      setblocking(True), settimeout(None)   O_NONBLOCK off: recv sleeps until data
+//   comes nonblocking   setblocking(False), settimeout(0)     O_NONBLOCK on: recv fails at once,
+//   EAGAIN timeout       settimeout(t), as people imagine it   SO_RCVTIMEO: recv sleeps at most t
+//
+// and a fourth, what CPython's settimeout(t) actually does:
+//
+//   deadline      settimeout(t), as CPython does it     O_NONBLOCK on, and poll() until a deadline
+//
+// This program fetches the same response once in each mode (or in the one
+// given with --mode) and narrates what the first recv did and how long it
+// waited, ending with a comparison table. stdout gets the bytes of every
+// fetch, in order.
+//
+// Run it:  make chapter2 && ./chapter2                      (every mode, server answers after 0.5
+// s)
+//          ./chapter2 --mode nonblocking --scenario slow:2  (count the failed recv calls)
+//          ./chapter2 --mode timeout --scenario silent --timeout 1
+
+#include "chapter.h"
+#include "platform.h"
+#include "trace.h"
+
+#include <chrono>
+#include <condition_variable>
+#include <cstdint>
+#include <memory>
+#include <mutex>
+#include <optional>
+#include <string>
+#include <thread>
+#include <vector>
+
+using chapter::Failure;
+using chapter::narrate;
+using chapter::Options;
+using Clock = std::chrono::steady_clock;
+
+namespace {
+
+enum class Mode { blocking, nonblocking, timeout, deadline };
+
+struct ModeInfo {
+    Mode mode;
+    const char* name;
+    const char* python;
+};
+const ModeInfo all_modes[] = {
+    {Mode::blocking, "blocking", "setblocking(True)"},
+    {Mode::nonblocking, "nonblocking", "setblocking(False)"},
+    {Mode::timeout, "timeout", "settimeout(t), imagined"},
+    {Mode::deadline, "deadline", "settimeout(t), CPython"},
+};
+
+std::string mode_text;  // --mode, checked in main
+
+const chapter::Program program = {
+    "chapter2",
+    "Chapter 2: blocking, non-blocking and timeout modes, and how CPython's settimeout works.",
+    "slow:0.5",
+    {{"mode", "MODE", "blocking, nonblocking, timeout or deadline (default: each in turn)",
+      &mode_text, nullptr}}};
+
+// What one fetch did, for the narration and the final table.
+struct Outcome {
+    std::uint64_t bytes = 0;
+    std::string first_recv;          // what the first recv call did
+    double first_data_after = -1;    // seconds from the request to the first byte
+    std::uint64_t failed_tries = 0;  // nonblocking: recv calls that found nothing
+    std::optional<Failure> failure;
+};
+
+Clock::time_point deadline_after(double seconds) {
+    return Clock::now() +
+           std::chrono::duration_cast<Clock::duration>(std::chrono::duration<double>(seconds));
+}
+
+std::string seconds_text(double seconds) {  // a measured time: "0.501 s"
+    char text[32];
+    std::snprintf(text, sizeof text, "%.3f s", seconds);
+    return text;
+}
+
+std::string limit_text(double seconds) {  // a limit as the user gave it: "0.5 s"
+    char text[32];
+    std::snprintf(text, sizeof text, "%g s", seconds);
+    return text;
+}
+
+// ---------------------------------------------------------------------------
+// Blocking mode needs a watchdog.
+//
+// A blocking recv on a silent server waits forever; so does a blocking
+// connect to a host that never answers. Something outside the call has to
+// stop it: here a second thread that, when the time is up, wakes the blocked
+// call with net::wake_blocked_calls(): shutdown(SHUT_RDWR) on POSIX, which
+// makes the blocked recv return 0 [claim:shutdown-wakes-blocked-recv] and a
+// blocked connect fail [claim:wake-aborts-blocking-connect]; closesocket() on
+// Windows, whose shutdown wakes nobody [claim:windows-closesocket-wakes-blocked-recv].
+class Watchdog {
+public:
+    explicit Watchdog(net::socket_t fd) : fd_(fd), thread_([this] { run(); }) {}
+    ~Watchdog() {
+        {
+            std::lock_guard<std::mutex> lock(mutex_);
+            quit_ = true;
+        }
+        changed_.notify_all();
+        thread_.join();
+    }
+    // Wake the socket's blocked call unless disarm() comes within `seconds`.
+    void arm(double seconds) {
+        std::lock_guard<std::mutex> lock(mutex_);
+        deadline_ = deadline_after(seconds);
+        armed_ = true;
+        changed_.notify_all();
+    }
+    void disarm() {
+        std::lock_guard<std::mutex> lock(mutex_);
+        armed_ = false;
+    }
+    bool fired() {
+        std::lock_guard<std::mutex> lock(mutex_);
+        return fired_;
+    }
+    bool closed_socket() {  // true on Windows after firing: do not close it again
+        std::lock_guard<std::mutex> lock(mutex_);
+        return closed_;
+    }
+
+private:
+    void run() {
+        std::unique_lock<std::mutex> lock(mutex_);
+        while (!quit_) {
+            if (!armed_) {
+                changed_.wait(lock);
+            } else if (changed_.wait_until(lock, deadline_) == std::cv_status::timeout && armed_ &&
+                       Clock::now() >= deadline_) {
+                fired_ = true;
+                armed_ = false;
+                closed_ = net::wake_blocked_calls(fd_);
+            }
+        }
+    }
+
+    net::socket_t fd_;
+    std::mutex mutex_;
+    std::condition_variable changed_;
+    Clock::time_point deadline_;
+    bool armed_ = false, fired_ = false, closed_ = false, quit_ = false;
+    std::thread thread_;  // last: starts after the members it uses
+};
+
+// ---------------------------------------------------------------------------
+// Deadline mode: what CPython's sock_call_ex() does for settimeout(t).
+//
+// The socket is non-blocking. Before each call, poll() waits for the socket to
+// be ready, with the time left until one deadline (t from the start of the
+// operation). poll returns 0 when the time is up; when it wakes early, from a
+// signal (EINTR) or because another thread took the data, we compute the time
+// left again, so the total wait never exceeds t.
+bool poll_until(net::socket_t fd, short events, Clock::time_point deadline) {
+    for (;;) {
+        auto left =
+            std::chrono::duration_cast<std::chrono::milliseconds>(deadline - Clock::now()).count();
+        if (left < 0) left = 0;
+        short revents = 0;
+        // poll() on POSIX, WSAPoll() on Windows: the same call, spelled differently.
+        int n = traced(net::poll_one(fd, events, static_cast<int>(left), &revents), "poll", fd,
+                       events == POLLIN ? "POLLIN" : "POLLOUT", std::to_string(left) + " ms");
+        if (n > 0) return true;
+        if (n == 0) return false;
+        if (!net::is_interrupted(net::last_error())) throw Failure("poll", net::last_error());
+    }
+}
+
+// ---------------------------------------------------------------------------
+// Step 1 - put the socket in the mode, and connect.
+
+void set_mode(const Options& options, net::socket_t fd, Mode mode) {
+    // setblocking() flips O_NONBLOCK with a read-modify-write of the file
+    // flags, keeping the others [claim:nonblocking-keeps-other-flags]; on
+    // Windows it is ioctlsocket(FIONBIO).
+    bool nonblocking = mode == Mode::nonblocking || mode == Mode::deadline;
+    if (traced(net::set_nonblocking(fd, nonblocking), "set_nonblocking", fd, nonblocking) != 0)
+        throw Failure("set_nonblocking", net::last_error());
+    if (mode == Mode::timeout) {
+        // A timeval on POSIX, a DWORD of milliseconds on Windows; getsockopt
+        // reads back what was set [claim:timeout-option-reads-back], and 0
+        // means no timeout at all [claim:zero-rcvtimeo-means-no-timeout].
+        for (int option : {SO_RCVTIMEO, SO_SNDTIMEO})
+            if (traced(net::set_timeout_option(fd, option, options.timeout), "setsockopt", fd,
+                       option == SO_RCVTIMEO ? "SO_RCVTIMEO" : "SO_SNDTIMEO",
+                       limit_text(options.timeout)) != 0)
+                throw Failure("setsockopt", net::last_error());
+    }
+}
+
+// What bounds connect() in each mode:
+//   blocking     nothing in the call itself: the watchdog;
+//   timeout      SO_SNDTIMEO, on Linux [claim:linux-sndtimeo-bounds-connect];
+//                Windows ignores it and gives up by itself after about 21 s;
+//   nonblocking  connect returns at once with EINPROGRESS; we wait as in
+//   deadline     deadline mode: poll for writability, then SO_ERROR. Chapter 3
+//                does the same with select(): the portable way.
+std::optional<Failure> connect_in_mode(const Options& options, net::socket_t fd, Mode mode,
+                                       const addrinfo* address, Watchdog& watchdog) {
+    std::string where = net::address_text(address->ai_addr);
+    if (mode == Mode::blocking) watchdog.arm(options.timeout);
+    int rc = traced(::connect(fd, address->ai_addr, static_cast<socklen_t>(address->ai_addrlen)),
+                    "connect", fd, where);
+    int err = net::last_error();
+    watchdog.disarm();
+    if (rc == 0) return std::nullopt;
+    if (watchdog.fired() || (mode == Mode::timeout && net::is_in_progress(err)))
+        return Failure("connect " + where, "no answer within " + limit_text(options.timeout));
+    if (!net::is_in_progress(err)) return Failure("connect " + where, err);
+
+    if (!poll_until(fd, POLLOUT, deadline_after(options.timeout)))
+        return Failure("connect " + where, "no answer within " + limit_text(options.timeout));
+    int so_error = 0;
+    socklen_t length = sizeof so_error;
+    if (::getsockopt(fd, SOL_SOCKET, SO_ERROR, reinterpret_cast<char*>(&so_error), &length) != 0)
+        return Failure("getsockopt SO_ERROR", net::last_error());
+    if (so_error != 0) return Failure("connect " + where, so_error);
+    return std::nullopt;
+}
+
+// ---------------------------------------------------------------------------
+// Steps 2 and 3 - send the request, receive until EOF, in the mode.
+
+// One send or recv, the way the mode does it. Returns what the call returned;
+// -1 with would_block/timed_out set when there was nothing to do in time.
+struct CallResult {
+    long n;
+    int err;
+};
+
+template <class Call>
+CallResult call_in_mode(const Options& options, Mode mode, net::socket_t fd, short events,
+                        Watchdog& watchdog, std::uint64_t& failed_tries, Call call) {
+    auto deadline = deadline_after(options.timeout);
+    for (;;) {
+        if (mode == Mode::deadline && !poll_until(fd, events, deadline))
+            return {-1, 0};  // timed out: err 0
+        if (mode == Mode::blocking) watchdog.arm(options.timeout);
+        long n = call();
+        int err = net::last_error();
+        if (mode == Mode::blocking) watchdog.disarm();
+        if (n >= 0) return {n, 0};
+        if (net::is_interrupted(err)) continue;
+        if (mode == Mode::nonblocking && net::is_would_block(err)) {
+            // The naive retry loop: try again at once. It works, and burns a
+            // whole core while it waits; chapter 3 sleeps in select() instead.
+            ++failed_tries;
+            if (Clock::now() >= deadline) return {-1, 0};
+            continue;
+        }
+        if (mode == Mode::deadline && net::is_would_block(err)) continue;  // poll again
+        return {-1, err};
+    }
+}
+
+Failure timeout_failure(const char* call, const Options& options, Mode mode, int err) {
+    std::string how = mode == Mode::blocking      ? "the watchdog woke the call"
+                      : mode == Mode::timeout     ? "SO_RCVTIMEO expired: " + net::error_name(err)
+                      : mode == Mode::nonblocking ? "gave up retrying"
+                                                  : "poll timed out";
+    char text[96];
+    std::snprintf(text, sizeof text, "no data for %g s (%s)", options.timeout, how.c_str());
+    return Failure(call, text);
+}
+
+void send_all(const Options& options, Mode mode, net::socket_t fd, const std::string& data,
+              Watchdog& watchdog) {
+    std::uint64_t failed_tries = 0;
+    for (std::size_t sent = 0; sent < data.size();) {
+        CallResult r = call_in_mode(options, mode, fd, POLLOUT, watchdog, failed_tries, [&] {
+            return traced(::send(fd, data.data() + sent, static_cast<int>(data.size() - sent),
+                                 net::send_flags),
+                          "send", fd, data.size() - sent);
+        });
+        if (r.n < 0 && (r.err == 0 || net::is_timed_out(r.err)))
+            throw Failure("send", "the server took nothing for " + limit_text(options.timeout));
+        if (r.n < 0) throw Failure("send", r.err);
+        sent += static_cast<std::size_t>(r.n);
+    }
+}
+
+// In every mode the first recv is the interesting one: it is the one that
+// meets a server that has not answered yet. A blocking recv sleeps until data
+// comes, and then returns what is there, not a full buffer
+// [claim:blocking-recv-returns-what-is-there]. A non-blocking recv fails at
+// once with EWOULDBLOCK [claim:nonblocking-recv-would-block]. With SO_RCVTIMEO
+// it fails after the timeout, with EAGAIN on POSIX and WSAETIMEDOUT on Windows
+// [claim:rcvtimeo-bounds-recv] (Microsoft documents that after WSAETIMEDOUT
+// the socket's state is indeterminate: do not reuse it).
+void receive_until_eof(const Options& options, Mode mode, net::socket_t fd, Watchdog& watchdog,
+                       Outcome& outcome, Clock::time_point request_sent) {
+    static char buffer[64 * 1024];
+    for (;;) {
+        auto start = Clock::now();
+        CallResult r = call_in_mode(options, mode, fd, POLLIN, watchdog, outcome.failed_tries, [&] {
+            return traced(::recv(fd, buffer, sizeof buffer, 0), "recv", fd, sizeof buffer);
+        });
+        if (outcome.first_recv.empty()) {
+            outcome.first_recv = r.n > 0
+                                     ? "returned " + std::to_string(r.n) + " bytes after " +
+                                           seconds_text(chapter::seconds_since(start))
+                                     : "ended after " + seconds_text(chapter::seconds_since(start));
+            if (mode == Mode::nonblocking)
+                outcome.first_recv = std::to_string(outcome.failed_tries) +
+                                     " failed tries (EWOULDBLOCK), then " + outcome.first_recv;
+        }
+        // Blocking mode: the watchdog's shutdown makes recv return 0, as at
+        // EOF; only fired() tells the two apart.
+        if (watchdog.fired() || (r.n < 0 && (r.err == 0 || net::is_timed_out(r.err))))
+            throw timeout_failure("recv", options, mode, r.err);
+        if (r.n < 0) throw Failure("recv", r.err);
+        if (r.n == 0) break;  // the server's FIN
+        if (outcome.bytes == 0) outcome.first_data_after = chapter::seconds_since(request_sent);
+        chapter::write_stdout(buffer, static_cast<std::size_t>(r.n));
+        outcome.bytes += static_cast<std::uint64_t>(r.n);
+    }
+    if (outcome.bytes == 0)
+        throw Failure("recv", "the server closed the connection without answering");
+}
+
+// ---------------------------------------------------------------------------
+// One fetch in one mode: resolve, connect, send, receive, close.
+
+Outcome fetch(const Options& options, const ModeInfo& info) {
+    Outcome outcome;
+    narrate(options, "--- mode %s (Python: %s)", info.name, info.python);
+    try {
+        addrinfo hints{};
+        hints.ai_family = AF_UNSPEC;
+        hints.ai_socktype = SOCK_STREAM;
+        hints.ai_protocol = IPPROTO_TCP;
+        addrinfo* found = nullptr;
+        int rc = ::getaddrinfo(options.host.c_str(), options.port.c_str(), &hints, &found);
+        if (rc != 0)
+            throw Failure("getaddrinfo " + options.host + " port " + options.port,
+                          ::gai_strerror(rc));
+        std::unique_ptr<addrinfo, void (*)(addrinfo*)> addresses(found, ::freeaddrinfo);
+
+        std::optional<Failure> last_failure;
+        for (const addrinfo* address = found; address; address = address->ai_next) {
+            net::Socket sock(
+                traced(::socket(address->ai_family, SOCK_STREAM, IPPROTO_TCP), "socket",
+                       address->ai_family == AF_INET6 ? "AF_INET6" : "AF_INET", "SOCK_STREAM"));
+            if (!sock.valid()) throw Failure("socket", net::last_error());
+            net::no_sigpipe(sock.get());
+            set_mode(options, sock.get(), info.mode);
+            Watchdog watchdog(sock.get());  // armed in blocking mode only
+            try {
+                last_failure = connect_in_mode(options, sock.get(), info.mode, address, watchdog);
+                if (last_failure) {
+                    narrate(options, "%s", last_failure->what());
+                    if (watchdog.closed_socket()) sock.release();
+                    continue;
+                }
+                narrate(options, "connected to %s", net::address_text(address->ai_addr).c_str());
+                send_all(options, info.mode, sock.get(), chapter::http_request(options), watchdog);
+                receive_until_eof(options, info.mode, sock.get(), watchdog, outcome, Clock::now());
+            } catch (const Failure&) {
+                if (watchdog.closed_socket()) sock.release();
+                throw;
+            }
+            narrate(options, "first recv: %s", outcome.first_recv.c_str());
+            narrate(options, "recv returned 0: the server closed; %llu bytes",
+                    static_cast<unsigned long long>(outcome.bytes));
+            net::socket_t fd = sock.release();
+            traced(net::close_socket(fd), "close", fd);
+            return outcome;
+        }
+        throw last_failure.value_or(Failure("connect " + options.host, "no address to try"));
+    } catch (const Failure& failure) {
+        if (!outcome.first_recv.empty())
+            narrate(options, "first recv: %s", outcome.first_recv.c_str());
+        narrate(options, "mode %s failed: %s", info.name, failure.what());
+        outcome.failure = failure;
+        return outcome;
+    }
+}
+
+void print_table(const Options& options, const std::vector<std::pair<ModeInfo, Outcome>>& rows) {
+    if (options.quiet) return;
+    chapter::print_line("");
+    chapter::print_line(
+        "mode         Python                   first byte after  failed recv tries  result");
+    for (const auto& [info, outcome] : rows) {
+        char line[512];
+        std::string after =
+            outcome.first_data_after < 0 ? "-" : seconds_text(outcome.first_data_after);
+        std::string result = outcome.failure ? "failed: " + std::string(outcome.failure->what())
+                                             : "ok, " + std::to_string(outcome.bytes) + " bytes";
+        std::snprintf(
+            line, sizeof line, "%-12s %-24s %-17s %-18s %s", info.name, info.python, after.c_str(),
+            info.mode == Mode::nonblocking ? std::to_string(outcome.failed_tries).c_str() : "-",
+            result.c_str());
+        chapter::print_line(line);
+    }
+}
+
+}  // namespace
+
+int main(int argc, char** argv) {
+    net::Startup startup;
+    Options options;
+    int status = chapter::parse_command_line(argc, argv, program, options);
+    if (status >= 0) return status;
+    std::vector<ModeInfo> modes;
+    for (const ModeInfo& info : all_modes)
+        if (mode_text.empty() || mode_text == info.name) modes.push_back(info);
+    if (modes.empty())
+        return chapter::usage_error(
+            program,
+            "--mode: '" + mode_text + "' is not blocking, nonblocking, timeout or deadline");
+
+    std::optional<Failure> first_failure;
+    try {
+        auto server = chapter::start_builtin_server(options);  // only without HOST
+        std::vector<std::pair<ModeInfo, Outcome>> rows;
+        for (const ModeInfo& info : modes) {
+            rows.emplace_back(info, fetch(options, info));
+            if (rows.back().second.failure && !first_failure)
+                first_failure = rows.back().second.failure;
+        }
+        if (rows.size() > 1) print_table(options, rows);
+    } catch (const Failure& failure) {
+        first_failure = failure;
+    }
+    if (first_failure) return chapter::report(program, *first_failure);
+    return 0;
+}
