@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
 # CPU spent while waiting for a slow server: chapter 3's select() wait against
-# the tutorial's zero-timeout loop (--busy-wait), and chapter 1's blocking recv.
+# the tutorial's zero-timeout loop (--busy-wait), chapter 1's blocking recv,
+# and chapter 2's four modes (the naive non-blocking retry loop among them).
 # The server (a standalone labserver, scenario slow:SECS) is another process,
 # so only the client's CPU is counted.
 #
@@ -10,7 +11,7 @@ cd "$(dirname "$0")/../.."
 . tests/bench/lib.sh
 secs=${1:-2}
 runs=${2:-3}
-make -s chapter1 chapter3 labserver
+make -s chapter1 chapter2 chapter3 labserver
 start_labserver "slow:$secs"
 
 # cpu_seconds CHAPTER [OPTIONS...]: user + system CPU seconds of one run, from
@@ -30,11 +31,12 @@ sys.exit(done.returncode) if done.returncode else print("%.4f" % (cpu() - before
 }
 
 echo "CPU seconds while waiting $secs s for the answer (median of $runs runs)"
-for variant in "chapter3" "chapter3 --busy-wait" "chapter1"; do
+for variant in "chapter3" "chapter3 --busy-wait" "chapter1" "chapter2 --mode blocking" \
+  "chapter2 --mode nonblocking" "chapter2 --mode timeout" "chapter2 --mode deadline"; do
   values=()
   for _ in $(seq "$runs"); do values+=("$(cpu_seconds $variant)"); done
   m=$(median "${values[@]}")
-  printf '%-22s %6s s   (%s)\n' "$variant" "$m" "${values[*]}"
+  printf '%-28s %6s s   (%s)\n' "$variant" "$m" "${values[*]}"
   [ "$variant" = "chapter3" ] && select_cpu=$m
   [ "$variant" = "chapter3 --busy-wait" ] && busy_cpu=$m
 done
