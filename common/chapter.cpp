@@ -236,6 +236,24 @@ std::unique_ptr<lab::Server> start_builtin_server(Options& options) {
     return server;
 }
 
+AddressList resolve(const Options& options) {
+    addrinfo hints{};
+    hints.ai_family = AF_UNSPEC;  // IPv4 or IPv6, whatever the name has
+    hints.ai_socktype = SOCK_STREAM;
+    hints.ai_protocol = IPPROTO_TCP;
+    addrinfo* found = nullptr;
+    narrate(options, "resolving %s port %s", options.host.c_str(), options.port.c_str());
+    // A literal like "127.0.0.1" or "::1" comes back as itself, in its own
+    // family [claim:getaddrinfo-literal-family]; a name with an empty label,
+    // like "host..invalid", fails at once [claim:getaddrinfo-empty-label-fails].
+    int rc = ::getaddrinfo(options.host.c_str(), options.port.c_str(), &hints, &found);
+    trace::line("getaddrinfo(\"" + options.host + "\", \"" + options.port + "\", AF_UNSPEC) = " +
+                std::to_string(rc) + (rc != 0 ? std::string(" (") + ::gai_strerror(rc) + ")" : ""));
+    if (rc != 0)
+        throw Failure("getaddrinfo " + options.host + " port " + options.port, ::gai_strerror(rc));
+    return AddressList(found, ::freeaddrinfo);
+}
+
 std::string http_request(const Options& options) {
     std::string host = options.host;
     if (host.find(':') != std::string::npos) host = "[" + host + "]";  // an IPv6 literal

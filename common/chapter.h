@@ -88,6 +88,13 @@ int report(const Program& program, const Failure& failure);
 // With HOST, return nullptr. Throws Failure if the server cannot start.
 std::unique_ptr<lab::Server> start_builtin_server(Options& options);
 
+// Step 1 of every chapter: getaddrinfo(HOST, PORT) for TCP over IPv4 or IPv6
+// (AF_UNSPEC), narrated and traced. Returns every address, in the resolver's
+// order, for the chapter to try in turn; freeaddrinfo() runs when the list
+// goes out of scope. Throws Failure when the name does not resolve.
+using AddressList = std::unique_ptr<addrinfo, void (*)(addrinfo*)>;
+AddressList resolve(const Options& options);
+
 // The request every chapter sends (SPEC): "GET PATH HTTP/1.1" with Host and
 // "Connection: close", so the server closes after its answer and the client
 // can read until EOF. Unlike the tutorial's "GET /\n" (HTTP/0.9), this gets a

@@ -46,27 +46,14 @@ std::string seconds_text(double seconds) {
 // Step 1 - resolve the name and connect.
 //
 // Python: socket.socket(AF_INET, SOCK_STREAM), then sock.connect((host, port)),
-// which calls getaddrinfo underneath. The tutorial's socket is AF_INET only;
-// we ask for any family (AF_UNSPEC), so "::1" and IPv6-only hosts work too,
-// and try every address in the resolver's order until one connects.
+// which calls getaddrinfo underneath. chapter::resolve() (common/chapter.cpp)
+// calls getaddrinfo with AF_UNSPEC: any family, so "::1" and IPv6-only hosts
+// work too, where the tutorial's socket is AF_INET only. It returns a list of
+// addresses, and we try each in turn until one connects.
 net::Socket connect_to_host(const Options& options) {
-    addrinfo hints{};
-    hints.ai_family = AF_UNSPEC;  // IPv4 or IPv6, whatever the name has
-    hints.ai_socktype = SOCK_STREAM;
-    hints.ai_protocol = IPPROTO_TCP;
-    addrinfo* addresses = nullptr;
-    narrate(options, "resolving %s port %s", options.host.c_str(), options.port.c_str());
-    // A literal like "127.0.0.1" or "::1" comes back as itself, in its own
-    // family [claim:getaddrinfo-literal-family]; a name with an empty label,
-    // like "host..invalid", fails at once [claim:getaddrinfo-empty-label-fails].
-    int rc = ::getaddrinfo(options.host.c_str(), options.port.c_str(), &hints, &addresses);
-    trace::line("getaddrinfo(\"" + options.host + "\", \"" + options.port + "\") = " +
-                std::to_string(rc) + (rc != 0 ? std::string(" (") + ::gai_strerror(rc) + ")" : ""));
-    if (rc != 0)
-        throw Failure("getaddrinfo " + options.host + " port " + options.port, ::gai_strerror(rc));
-
+    chapter::AddressList addresses = chapter::resolve(options);
     Failure last_failure("connect " + options.host, "no address to try");
-    for (addrinfo* address = addresses; address != nullptr; address = address->ai_next) {
+    for (const addrinfo* address = addresses.get(); address; address = address->ai_next) {
         std::string where = net::address_text(address->ai_addr);
         net::Socket sock(traced(
             ::socket(address->ai_family, address->ai_socktype, address->ai_protocol), "socket",
@@ -101,7 +88,6 @@ net::Socket connect_to_host(const Options& options) {
             "connect", sock.get(), where);
         if (result == 0) {
             narrate(options, "connected to %s", where.c_str());
-            ::freeaddrinfo(addresses);
             return sock;
         }
         int err = net::last_error();
@@ -114,7 +100,6 @@ net::Socket connect_to_host(const Options& options) {
         narrate(options, "%s", last_failure.what());
         // `sock` is closed here; the next address gets a fresh socket.
     }
-    ::freeaddrinfo(addresses);
     throw last_failure;
 }
 

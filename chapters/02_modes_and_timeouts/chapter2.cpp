@@ -339,19 +339,9 @@ Outcome fetch(const Options& options, const ModeInfo& info) {
     Outcome outcome;
     narrate(options, "--- mode %s (Python: %s)", info.name, info.python);
     try {
-        addrinfo hints{};
-        hints.ai_family = AF_UNSPEC;
-        hints.ai_socktype = SOCK_STREAM;
-        hints.ai_protocol = IPPROTO_TCP;
-        addrinfo* found = nullptr;
-        int rc = ::getaddrinfo(options.host.c_str(), options.port.c_str(), &hints, &found);
-        if (rc != 0)
-            throw Failure("getaddrinfo " + options.host + " port " + options.port,
-                          ::gai_strerror(rc));
-        std::unique_ptr<addrinfo, void (*)(addrinfo*)> addresses(found, ::freeaddrinfo);
-
+        chapter::AddressList addresses = chapter::resolve(options);
         std::optional<Failure> last_failure;
-        for (const addrinfo* address = found; address; address = address->ai_next) {
+        for (const addrinfo* address = addresses.get(); address; address = address->ai_next) {
             net::Socket sock(
                 traced(::socket(address->ai_family, SOCK_STREAM, IPPROTO_TCP), "socket",
                        address->ai_family == AF_INET6 ? "AF_INET6" : "AF_INET", "SOCK_STREAM"));

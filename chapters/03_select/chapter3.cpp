@@ -54,8 +54,8 @@ const chapter::Program program = {
     "chapter3",
     "Chapter 3: the tutorial's select() client done right (thread, connect timeout, no busy wait).",
     "hello",
-    {{"buffer-size", "BYTES", "recv buffer size, 1 to 67108864 (default 65536)",
-      &buffer_size_text, nullptr},
+    {{"buffer-size", "BYTES", "recv buffer size, 1 to 67108864 (default 65536)", &buffer_size_text,
+      nullptr},
      {"busy-wait", nullptr,
       "wait like the tutorial: select() with a zero timeout in a loop (do not do this)", nullptr,
       &busy_wait}}};
@@ -107,13 +107,12 @@ Ready wait_until(net::socket_t fd, bool for_writing, Clock::time_point deadline)
         FD_SET(fd, &wanted);
         FD_SET(fd, &failed);
         // The first argument is the highest descriptor + 1 (Winsock ignores it).
-        int ready = traced(::select(static_cast<int>(fd) + 1, for_writing ? nullptr : &wanted,
-                                    for_writing ? &wanted : nullptr, &failed, &timeout),
-                           "select", static_cast<int>(fd) + 1,
-                           std::string(for_writing ? "writefds={" : "readfds={") +
-                               std::to_string(fd) + "}",
-                           "exceptfds={" + std::to_string(fd) + "}",
-                           std::to_string(left.count() / 1000) + " ms");
+        int ready = traced(
+            ::select(static_cast<int>(fd) + 1, for_writing ? nullptr : &wanted,
+                     for_writing ? &wanted : nullptr, &failed, &timeout),
+            "select", static_cast<int>(fd) + 1,
+            std::string(for_writing ? "writefds={" : "readfds={") + std::to_string(fd) + "}",
+            "exceptfds={" + std::to_string(fd) + "}", std::to_string(left.count() / 1000) + " ms");
         if (ready > 0) return FD_ISSET(fd, &failed) ? Ready::failed : Ready::yes;
         if (ready == 0) return Ready::timed_out;
         if (!net::is_interrupted(net::last_error())) throw Failure("select", net::last_error());
@@ -123,8 +122,7 @@ Ready wait_until(net::socket_t fd, bool for_writing, Clock::time_point deadline)
 // The tutorial's wait: select with a zero timeout, over and over. Each call
 // returns at once, so the loop never sleeps and burns a whole core until the
 // data comes. Bounded by the deadline, so it cannot spin forever.
-Ready busy_wait_until_readable(net::socket_t fd, Clock::time_point deadline,
-                               std::uint64_t& spins) {
+Ready busy_wait_until_readable(net::socket_t fd, Clock::time_point deadline, std::uint64_t& spins) {
     while (Clock::now() < deadline) {
         fd_set readable;
         FD_ZERO(&readable);
@@ -176,22 +174,12 @@ std::optional<Failure> connect_within_timeout(const Options& options, net::socke
     return std::nullopt;
 }
 
-// Resolve, then try every address in turn (IPv6 and IPv4) until one connects.
+// Resolve (chapter::resolve: getaddrinfo, as in chapter 1), then try every
+// address in turn, IPv6 and IPv4, until one connects.
 net::Socket connect_to_host(const Options& options) {
-    addrinfo hints{};
-    hints.ai_family = AF_UNSPEC;
-    hints.ai_socktype = SOCK_STREAM;
-    hints.ai_protocol = IPPROTO_TCP;
-    addrinfo* addresses = nullptr;
-    narrate(options, "resolving %s port %s", options.host.c_str(), options.port.c_str());
-    int rc = ::getaddrinfo(options.host.c_str(), options.port.c_str(), &hints, &addresses);
-    trace::line("getaddrinfo(\"" + options.host + "\", \"" + options.port + "\") = " +
-                std::to_string(rc));
-    if (rc != 0)
-        throw Failure("getaddrinfo " + options.host + " port " + options.port, ::gai_strerror(rc));
-
+    chapter::AddressList addresses = chapter::resolve(options);
     std::optional<Failure> last_failure;
-    for (addrinfo* address = addresses; address != nullptr; address = address->ai_next) {
+    for (const addrinfo* address = addresses.get(); address; address = address->ai_next) {
         net::Socket sock(traced(
             ::socket(address->ai_family, address->ai_socktype, address->ai_protocol), "socket",
             address->ai_family == AF_INET6 ? "AF_INET6" : "AF_INET", "SOCK_STREAM"));
@@ -203,10 +191,9 @@ net::Socket connect_to_host(const Options& options) {
         // larger descriptor writes past its end. A program with that many files
         // open needs poll() instead; we stop with a clear error.
         if (!net::fits_in_fd_set(sock.get())) {
-            last_failure = Failure("select", "descriptor " + std::to_string(sock.get()) +
-                                                 " is beyond FD_SETSIZE (" +
-                                                 std::to_string(FD_SETSIZE) +
-                                                 "); select() cannot watch it");
+            last_failure = Failure(
+                "select", "descriptor " + std::to_string(sock.get()) + " is beyond FD_SETSIZE (" +
+                              std::to_string(FD_SETSIZE) + "); select() cannot watch it");
             break;
         }
         net::no_sigpipe(sock.get());
@@ -219,12 +206,10 @@ net::Socket connect_to_host(const Options& options) {
         last_failure = connect_within_timeout(options, sock.get(), address);
         if (!last_failure) {
             narrate(options, "connected to %s", net::address_text(address->ai_addr).c_str());
-            ::freeaddrinfo(addresses);
             return sock;
         }
         narrate(options, "%s", last_failure->what());
     }
-    ::freeaddrinfo(addresses);
     throw last_failure.value_or(Failure("connect " + options.host, "no address to try"));
 }
 
@@ -240,9 +225,9 @@ net::Socket connect_to_host(const Options& options) {
 void send_all(const Options& options, net::socket_t fd, const std::string& data) {
     std::size_t sent = 0;
     while (sent < data.size()) {
-        long n = traced(::send(fd, data.data() + sent, static_cast<int>(data.size() - sent),
-                               net::send_flags),
-                        "send", fd, data.size() - sent);
+        long n = traced(
+            ::send(fd, data.data() + sent, static_cast<int>(data.size() - sent), net::send_flags),
+            "send", fd, data.size() - sent);
         if (n >= 0) {
             sent += static_cast<std::size_t>(n);
             continue;
@@ -300,9 +285,9 @@ std::uint64_t receive_until_eof(const Options& options, net::socket_t fd, std::s
             throw Failure("recv", text);
         }
     }
-    if (received == 0)
-        throw Failure("recv", "the server closed the connection without answering");
-    narrate(options, "recv returned 0: the server closed; %llu bytes in %llu recv calls, %llu waits",
+    if (received == 0) throw Failure("recv", "the server closed the connection without answering");
+    narrate(options,
+            "recv returned 0: the server closed; %llu bytes in %llu recv calls, %llu waits",
             static_cast<unsigned long long>(received), static_cast<unsigned long long>(recv_calls),
             static_cast<unsigned long long>(waits));
     if (busy_wait)
@@ -374,11 +359,13 @@ int main(int argc, char** argv) {
         char* end = nullptr;
         unsigned long long value = std::strtoull(buffer_size_text.c_str(), &end, 10);
         if (buffer_size_text[0] == '-' || *end != '\0' || value < 1 || value > 64 * 1024 * 1024)
-            return chapter::usage_error(program, "--buffer-size: '" + buffer_size_text +
-                                                     "' is not a number of bytes from 1 to 67108864");
+            return chapter::usage_error(program,
+                                        "--buffer-size: '" + buffer_size_text +
+                                            "' is not a number of bytes from 1 to 67108864");
         buffer_size = static_cast<std::size_t>(value);
     }
-    if (busy_wait) narrate(options, "--busy-wait: waiting the tutorial's way, spinning on select()");
+    if (busy_wait)
+        narrate(options, "--busy-wait: waiting the tutorial's way, spinning on select()");
 
     try {
         auto server = chapter::start_builtin_server(options);  // only without HOST
