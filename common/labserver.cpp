@@ -17,6 +17,7 @@ constexpr std::size_t max_head_size = 16 * 1024;  // a longer request head is re
 constexpr double drip_pause = 0.05;               // seconds between two drip pieces
 constexpr double linger_limit = 10.0;  // seconds to wait for the client's FIN after answering
 constexpr std::uint64_t mebibyte = 1024 * 1024;
+constexpr double silent_hold = 60.0;  // silent: seconds to hold a connection after the client's FIN
 
 const char* const scenario_names[] = {"hello",  "slow",  "drip",  "big",
                                       "silent", "reset", "close", "echo"};
@@ -289,6 +290,12 @@ void Server::stop(double grace) {
     wait();
 }
 
+bool Server::wait_for_finished(std::uint64_t count, double seconds) {
+    std::unique_lock<std::mutex> lock(mutex_);
+    return changed_.wait_for(lock, std::chrono::duration<double>(seconds),
+                             [&] { return observed_.finished >= count; });
+}
+
 Observed Server::observed() const {
     std::lock_guard<std::mutex> lock(mutex_);
     return observed_;
@@ -407,8 +414,12 @@ void Server::serve_request(net::socket_t fd, const std::string& client) {
     switch (scenario_.kind) {
         case Scenario::silent:
             event(client + ": scenario silent: not answering");
-            while (receive(fd, client, buffer, sizeof buffer) > 0) {
+            long n;
+            while ((n = receive(fd, client, buffer, sizeof buffer)) > 0) {
             }
+            // A client that half-closed may still wait for an answer: keep
+            // the connection open (up to silent_hold, or until stop()).
+            if (n == 0) pause(silent_hold);
             return;
         case Scenario::reset: {
             event(client + ": scenario reset: close with SO_LINGER {on, 0} sends an RST");

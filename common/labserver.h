@@ -69,6 +69,10 @@ public:
     // and every connection is finished.
     void wait();
 
+    // Wait up to `seconds` until `count` connections have been served to
+    // their end (accepted, answered, closed). False if time ran out.
+    bool wait_for_finished(std::uint64_t count, double seconds);
+
     // Stop accepting; give open connections up to `grace` seconds to end by
     // themselves (so their last events are reported), then cut them
     // (shutdown) and wait for their threads.

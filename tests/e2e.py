@@ -223,27 +223,31 @@ def check_failure(ctx, program, args, pattern, bound):
 # modes without --mode, so the generic cases exercise one; chapter2_cases()
 # covers every mode.
 BASE_ARGS = {"chapter2": ["--mode", "deadline"]}
+# The generic cases that rely on the default scenario expect `hello`;
+# chapter 4's default is `echo`.
+DEFAULT_SCENARIO = {"chapter4": ["--scenario", "hello"]}
 
 
 def chapter_cases(program):
     base = BASE_ARGS.get(program, [])
+    default = DEFAULT_SCENARIO.get(program, [])
     @case(program + ":hello")
     def hello(ctx):
-        run = check_fetch(ctx, program, base + [], hello_response())
+        run = check_fetch(ctx, program, base + default, hello_response())
         expect("built-in lab server" in run.stderr, "no narration of the built-in server:\n" + run.stderr)
 
     @case(program + ":path")
     def path(ctx):
-        check_fetch(ctx, program, base + ["--path", "/lab/notes.txt", "--quiet"], hello_response("/lab/notes.txt"))
+        check_fetch(ctx, program, base + default + ["--path", "/lab/notes.txt", "--quiet"], hello_response("/lab/notes.txt"))
 
     @case(program + ":quiet")
     def quiet(ctx):
-        run = check_fetch(ctx, program, base + ["--quiet"], hello_response())
+        run = check_fetch(ctx, program, base + default + ["--quiet"], hello_response())
         expect(run.stderr.strip() == "", "--quiet still narrated:\n" + run.stderr)
 
     @case(program + ":trace")
     def trace(ctx):
-        run = check_fetch(ctx, program, base + ["--trace", "--quiet"], hello_response())
+        run = check_fetch(ctx, program, base + default + ["--trace", "--quiet"], hello_response())
         for call in (r"socket\(", r"connect\(\d+, 127\.0\.0\.1:\d+\) = ", r"send\(\d+, 60\) = 60", r"recv\(\d+, \d+\) = 0", r"close\("):
             expect(re.search(call, run.stderr), "no trace line for %s in:\n%s" % (call, run.stderr))
 
@@ -290,8 +294,8 @@ def chapter_cases(program):
 
     @case(program + ":connect-timeout")
     def connect_timeout(ctx):
-        if program == "chapter1" and (ctx.emulator or not sys.platform.startswith("linux")):
-            raise Skipped("chapter 1 bounds connect with SO_SNDTIMEO, which only Linux applies to connect")
+        if program in ("chapter1", "chapter4") and (ctx.emulator or not sys.platform.startswith("linux")):
+            raise Skipped("%s bounds connect with SO_SNDTIMEO, which only Linux applies to connect" % program)
         listener, fillers = full_backlog_listener()
         port = listener.getsockname()[1]
         check_failure(ctx, program, base + ["127.0.0.1", str(port), "--timeout", "0.5"], r"^%s: connect 127\.0\.0\.1:%d: no answer within 0\.5 s" % (program, port), 1.5)
@@ -421,6 +425,37 @@ def chapter2_cases():
         expect(run.rc == 2 and run.stderr.startswith("chapter2: --mode: 'turbo'"), run.describe())
 
 
+def chapter4_cases():
+    request = b"GET / HTTP/1.1\r\nHost: 127.0.0.1:%d\r\nConnection: close\r\n\r\n"
+    endings = {
+        # mode: (exit status, echoed request on stdout, FINs and resets the server saw, text on stderr)
+        "half": (0, True, (1, 0), r"\[server\] .*recv returned 0: the client's FIN arrived"),
+        "none": (1, True, (1, 0), r"^chapter4: recv: no data for 0\.5 s after 60 bytes; the server may be waiting for our FIN$"),
+        "rd": (0, False, (1, 0), r"recv after SHUT_RD (returned 0 at once|failed at once: WSAESHUTDOWN)"),
+        "rdwr": (0, False, (1, 0), r"shutdown\(SHUT_RDWR\)"),
+        "linger0": (0, False, (0, 1), r"\[server\] .*(send|recv) failed: (WSA)?ECONN(RESET|ABORTED)"),
+        "unread": (0, False, (0, 1), r"\[server\] .*(send|recv) failed: (WSA)?ECONN(RESET|ABORTED)"),
+    }
+    for mode, (rc, echoed, (fins, resets), pattern) in endings.items():
+        def ending(ctx, mode=mode, rc=rc, echoed=echoed, fins=fins, resets=resets, pattern=pattern):
+            run = ctx.run("chapter4", ["--close", mode, "--timeout", "0.5"], 10)
+            expect(run.rc == rc, "--close %s: expected exit %d: %s" % (mode, rc, run.describe()))
+            expect(run.seconds < 3 + ctx.slack, "took %.2f s" % run.seconds)
+            port = re.search(r"built-in lab server on 127\.0\.0\.1:(\d+)", run.stderr)
+            expect(port, "no server address in:\n" + run.stderr)
+            want = request % int(port.group(1)) if echoed else b""
+            expect(run.stdout == want, "stdout %r, expected %r" % (run.stdout[:100], want))
+            seen = "the server saw: %d FIN, %d reset" % (fins, resets)
+            expect(seen in run.stderr, "expected %r in:\n%s" % (seen, run.stderr))
+            expect(re.search(pattern, run.stderr, re.M), "expected %r in:\n%s" % (pattern, run.stderr))
+        case("chapter4:close-" + mode)(ending)
+
+    @case("chapter4:bad-input:unknown-close-mode")
+    def unknown_close(ctx):
+        run = ctx.run("chapter4", ["--close", "gently"], 10)
+        expect(run.rc == 2 and run.stderr.startswith("chapter4: --close: 'gently'"), run.describe())
+
+
 def chapter3_cases():
     @case("chapter3:busy-wait")
     def busy_wait(ctx):
@@ -548,6 +583,8 @@ def main():
         chapter2_cases()
     if "chapter3" in chapters():
         chapter3_cases()
+    if "chapter4" in chapters():
+        chapter4_cases()
     if options.list:
         print("\n".join(sorted(CASES)))
         return 0

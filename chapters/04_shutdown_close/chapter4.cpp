@@ -1,0 +1,261 @@
+// Chapter 4 - shutdown and close: half-close, RST, and what the peer sees.
+//
+// The tutorial ends with
+//
+//     tcpSock.shutdown(socket.SHUT_RD)   # "any further ends to this socket are disallowed"
+//     tcpSock.close()
+//
+// SHUT_RD does not do that. shutdown() ends one direction of the connection,
+// or both, for the socket itself; close() releases one descriptor. This
+// chapter ends the same connection in six ways (--close MODE) and, because the
+// lab server runs in this process, narrates what the other side saw.
+//
+//   mode      what this client does                          what the server sees
+//   --------  ---------------------------------------------  -------------------------------------
+//   half      send, shutdown(SHUT_WR), read to EOF, close    our FIN after the request: recv 0
+//   none      send, read, never shut down                    nothing: it waits for more request
+//   rd        shutdown(SHUT_RD), recv, send, SHUT_WR, close   nothing of the SHUT_RD; our FIN later
+//   rdwr      send, shutdown(SHUT_RDWR), close               our FIN; its answer meets a closed
+//   socket linger0   send, SO_LINGER {on, 0}, close                 an RST: "connection reset"
+//   unread    send, close with the answer unread             an RST: "connection reset"
+//
+// Run it:  make chapter4 && ./chapter4                 (half-close against the echo server)
+//          ./chapter4 --close none --timeout 1         (the echo never ends: why half-close
+//          matters)
+//          ./chapter4 --close linger0
+
+#include "chapter.h"
+#include "platform.h"
+#include "trace.h"
+
+#include <cstdint>
+#include <optional>
+#include <string>
+
+using chapter::Failure;
+using chapter::narrate;
+using chapter::Options;
+
+namespace {
+
+std::string close_mode = "half";  // --close
+
+const chapter::Program program = {
+    "chapter4",
+    "Chapter 4: shutdown and close (half-close, SHUT_RD, SHUT_RDWR, SO_LINGER, RST).",
+    "echo",
+    {{"close", "MODE", "half (default), none, rd, rdwr, linger0 or unread", &close_mode, nullptr}}};
+
+std::string limit_text(double seconds) {
+    char text[32];
+    std::snprintf(text, sizeof text, "%g s", seconds);
+    return text;
+}
+
+// Connect as chapter 1 does: blocking, with SO_RCVTIMEO and SO_SNDTIMEO as
+// the limits on every wait (chapter 2 explains them).
+net::Socket connect_to_host(const Options& options) {
+    chapter::AddressList addresses = chapter::resolve(options);
+    Failure last_failure("connect " + options.host, "no address to try");
+    for (const addrinfo* address = addresses.get(); address; address = address->ai_next) {
+        std::string where = net::address_text(address->ai_addr);
+        net::Socket sock(traced(::socket(address->ai_family, SOCK_STREAM, IPPROTO_TCP), "socket",
+                                address->ai_family == AF_INET6 ? "AF_INET6" : "AF_INET"));
+        if (!sock.valid()) throw Failure("socket", net::last_error());
+        net::no_sigpipe(sock.get());
+        net::set_timeout_option(sock.get(), SO_RCVTIMEO, options.timeout);
+        net::set_timeout_option(sock.get(), SO_SNDTIMEO, options.timeout);
+        if (traced(::connect(sock.get(), address->ai_addr,
+                             static_cast<socklen_t>(address->ai_addrlen)),
+                   "connect", sock.get(), where) == 0) {
+            narrate(options, "connected to %s", where.c_str());
+            return sock;
+        }
+        int err = net::last_error();
+        last_failure =
+            net::is_in_progress(err) || net::is_timed_out(err)
+                ? Failure("connect " + where, "no answer within " + limit_text(options.timeout))
+                : Failure("connect " + where, err);
+        narrate(options, "%s", last_failure.what());
+    }
+    throw last_failure;
+}
+
+void send_all(net::socket_t fd, const std::string& data) {
+    for (std::size_t sent = 0; sent < data.size();) {
+        long n = traced(
+            ::send(fd, data.data() + sent, static_cast<int>(data.size() - sent), net::send_flags),
+            "send", fd, data.size() - sent);
+        if (n < 0 && net::is_interrupted(net::last_error())) continue;
+        if (n < 0) throw Failure("send", net::last_error());
+        sent += static_cast<std::size_t>(n);
+    }
+}
+
+// Read until the server's FIN (recv returns 0), copying to stdout. Returns the
+// byte count. A wait longer than --timeout is a failure, with a hint: the
+// usual reason is a server still waiting for our FIN.
+std::uint64_t receive_until_eof(const Options& options, net::socket_t fd) {
+    static char buffer[64 * 1024];
+    std::uint64_t received = 0;
+    for (;;) {
+        long n = traced(::recv(fd, buffer, sizeof buffer, 0), "recv", fd, sizeof buffer);
+        if (n > 0) {
+            chapter::write_stdout(buffer, static_cast<std::size_t>(n));
+            received += static_cast<std::uint64_t>(n);
+            continue;
+        }
+        if (n == 0) break;
+        int err = net::last_error();
+        if (net::is_interrupted(err)) continue;
+        if (net::is_timed_out(err))
+            throw Failure("recv", "no data for " + limit_text(options.timeout) + " after " +
+                                      std::to_string(received) +
+                                      " bytes; the server may be waiting for our FIN");
+        throw Failure("recv", err);
+    }
+    if (received == 0) throw Failure("recv", "the server closed the connection without answering");
+    narrate(options, "recv returned 0: the server's FIN, after %llu bytes",
+            static_cast<unsigned long long>(received));
+    return received;
+}
+
+void close_traced(const Options& options, net::Socket& sock) {
+    net::socket_t fd = sock.release();
+    traced(net::close_socket(fd), "close", fd);
+    narrate(options, "closed the socket");
+}
+
+// ---------------------------------------------------------------------------
+// The six endings.
+
+// half: the request, then our FIN. shutdown(SHUT_WR) ("SD_SEND" on Windows)
+// sends a FIN after the data: the server's recv returns 0 and it knows the
+// request is complete, while we can still receive its answer
+// [claim:shut-wr-peer-reads-eof-and-can-still-send]. An echo server needs it
+// to finish; an HTTP/1.0 server reading until EOF would too.
+void end_half(const Options& options, net::Socket& sock) {
+    send_all(sock.get(), chapter::http_request(options));
+    traced(::shutdown(sock.get(), net::shut_wr), "shutdown", sock.get(), "SHUT_WR");
+    narrate(options, "shutdown(SHUT_WR): our FIN follows the request; we can still receive");
+    receive_until_eof(options, sock.get());
+    close_traced(options, sock);
+    // We sent the first FIN: we are the "active closer", and this side of the
+    // connection stays in TIME_WAIT (60 s on Linux) after close
+    // [claim:active-closer-ends-in-time-wait], so late packets of this
+    // connection cannot be mistaken for a new one on the same ports.
+    narrate(options, "our FIN went first: this side now waits in TIME_WAIT");
+}
+
+// none: never shut down. The echo server echoes the request and waits for
+// more, forever; only our timeout ends it.
+void end_none(const Options& options, net::Socket& sock) {
+    send_all(sock.get(), chapter::http_request(options));
+    narrate(options, "no shutdown: the server cannot know the request is complete");
+    receive_until_eof(options, sock.get());
+    close_traced(options, sock);
+}
+
+// rd: shutdown(SHUT_RD) ("SD_RECEIVE") stops *our* receiving and sends
+// nothing to the server. What recv does next, the platforms disagree on:
+// Linux returns 0 at once, like an EOF that never came from the peer; Windows
+// fails with WSAESHUTDOWN [claim:recv-after-shut-rd].
+void end_rd(const Options& options, net::Socket& sock) {
+    traced(::shutdown(sock.get(), net::shut_rd), "shutdown", sock.get(), "SHUT_RD");
+    char buffer[16];
+    long n =
+        traced(::recv(sock.get(), buffer, sizeof buffer, 0), "recv", sock.get(), sizeof buffer);
+    if (n < 0)
+        narrate(options, "recv after SHUT_RD failed at once: %s (%s)",
+                net::error_name(net::last_error()).c_str(),
+                net::error_text(net::last_error()).c_str());
+    else
+        narrate(options,
+                "recv after SHUT_RD returned %ld at once: not the server's FIN, our own SHUT_RD",
+                n);
+    send_all(sock.get(), chapter::http_request(options));  // sending still works
+    traced(::shutdown(sock.get(), net::shut_wr), "shutdown", sock.get(), "SHUT_WR");
+    narrate(options, "the request went out after SHUT_RD; the echo has nowhere to go");
+    close_traced(options, sock);
+}
+
+// rdwr: both directions at once, then close. The server gets our FIN; what it
+// sends back arrives at a socket that takes nothing more.
+void end_rdwr(const Options& options, net::Socket& sock) {
+    send_all(sock.get(), chapter::http_request(options));
+    traced(::shutdown(sock.get(), net::shut_rdwr), "shutdown", sock.get(), "SHUT_RDWR");
+    narrate(options, "shutdown(SHUT_RDWR): no more sending, no more receiving");
+    close_traced(options, sock);
+}
+
+// linger0: SO_LINGER {on, 0} turns close into an abort: the kernel drops what
+// is queued and sends an RST, and the server's recv fails with ECONNRESET
+// [claim:recv-after-rst-fails-econnreset]. No FIN, no TIME_WAIT on our side.
+void end_linger0(const Options& options, net::Socket& sock) {
+    send_all(sock.get(), chapter::http_request(options));
+    linger abort_on_close{};
+    abort_on_close.l_onoff = 1;
+    abort_on_close.l_linger = 0;
+    traced(::setsockopt(sock.get(), SOL_SOCKET, SO_LINGER,
+                        reinterpret_cast<const char*>(&abort_on_close), sizeof abort_on_close),
+           "setsockopt", sock.get(), "SO_LINGER {1, 0}");
+    close_traced(options, sock);
+    narrate(options, "close with SO_LINGER {on, 0}: an RST instead of a FIN");
+}
+
+// unread: closing while received bytes sit unread also sends an RST, not a
+// FIN [claim:close-with-unread-data-sends-rst]: the kernel tells the peer its
+// data was never read. We wait until the echo is in our receive buffer first.
+void end_unread(const Options& options, net::Socket& sock) {
+    send_all(sock.get(), chapter::http_request(options));
+    short revents = 0;
+    int ready = traced(
+        net::poll_one(sock.get(), POLLIN, static_cast<int>(options.timeout * 1000), &revents),
+        "poll", sock.get(), "POLLIN");
+    narrate(options, ready > 0 ? "the answer is in our receive buffer; we close without reading it"
+                               : "no answer arrived; we close anyway");
+    close_traced(options, sock);
+}
+
+}  // namespace
+
+int main(int argc, char** argv) {
+    net::Startup startup;
+    Options options;
+    int status = chapter::parse_command_line(argc, argv, program, options);
+    if (status >= 0) return status;
+    void (*end)(const Options&, net::Socket&) = close_mode == "half"      ? end_half
+                                                : close_mode == "none"    ? end_none
+                                                : close_mode == "rd"      ? end_rd
+                                                : close_mode == "rdwr"    ? end_rdwr
+                                                : close_mode == "linger0" ? end_linger0
+                                                : close_mode == "unread"  ? end_unread
+                                                                          : nullptr;
+    if (!end)
+        return chapter::usage_error(
+            program,
+            "--close: '" + close_mode + "' is not half, none, rd, rdwr, linger0 or unread");
+    try {
+        auto server = chapter::start_builtin_server(options);  // only without HOST
+        std::optional<Failure> failure;
+        try {
+            net::Socket sock = connect_to_host(options);
+            end(options, sock);
+        } catch (const Failure& f) {
+            failure = f;
+        }
+        if (server) {
+            // Let the server see how we ended, then say what it saw.
+            server->wait_for_finished(1, 0.5);
+            server->stop();
+            lab::Observed seen = server->observed();
+            narrate(options, "the server saw: %llu FIN, %llu reset",
+                    static_cast<unsigned long long>(seen.eofs_seen),
+                    static_cast<unsigned long long>(seen.resets_seen));
+        }
+        if (failure) throw *failure;
+    } catch (const Failure& failure) {
+        return chapter::report(program, failure);
+    }
+    return 0;
+}

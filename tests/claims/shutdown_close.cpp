@@ -1,0 +1,113 @@
+// Claims of chapter 4: shutdown, close, SO_LINGER, TIME_WAIT.
+#include "harness.h"
+
+#include <cstdio>
+#include <fstream>
+#include <sstream>
+
+using harness::describe;
+using harness::must;
+using harness::seconds_since;
+using Clock = std::chrono::steady_clock;
+
+TEST_CASE("shut-wr-peer-reads-eof-and-can-still-send") {
+    harness::Pair p = harness::connected_pair();
+    must(net::set_timeout_option(p.server.get(), SO_RCVTIMEO, 5), "SO_RCVTIMEO");
+    must(net::set_timeout_option(p.client.get(), SO_RCVTIMEO, 5), "SO_RCVTIMEO");
+    must(::send(p.client.get(), "request", 7, net::send_flags), "send");
+    must(::shutdown(p.client.get(), net::shut_wr), "shutdown(SHUT_WR)");
+    char buffer[16];
+    long first = ::recv(p.server.get(), buffer, sizeof buffer, 0);
+    long second = ::recv(p.server.get(), buffer, sizeof buffer, 0);
+    EXPECT(first == 7, "the server read " + std::to_string(first) + " bytes of the request");
+    EXPECT(second == 0, "after the client's SHUT_WR the server's recv returned " +
+                            std::to_string(second) + " (" + harness::last_error_text() + ")");
+    must(::send(p.server.get(), "answer", 6, net::send_flags), "send the answer");
+    long answer = ::recv(p.client.get(), buffer, sizeof buffer, 0);
+    EXPECT(answer == 6, "the half-closed client could not receive: recv returned " +
+                            std::to_string(answer) + " (" + harness::last_error_text() + ")");
+}
+
+TEST_CASE("recv-after-shut-rd") {
+    harness::Pair p = harness::connected_pair();
+    must(::shutdown(p.client.get(), net::shut_rd), "shutdown(SHUT_RD)");
+    must(net::set_timeout_option(p.client.get(), SO_RCVTIMEO, 2), "SO_RCVTIMEO");
+    char buffer[16];
+    auto start = Clock::now();
+    long n = ::recv(p.client.get(), buffer, sizeof buffer, 0);
+    int err = net::last_error();
+    double took = seconds_since(start);
+#ifdef _WIN32
+    (void)took;
+    EXPECT(n == -1 && err == WSAESHUTDOWN, "Windows: recv after SD_RECEIVE returned " +
+                                               std::to_string(n) + " (" + describe(err) + ")");
+#else
+    EXPECT(n == 0, "recv after SHUT_RD returned " + std::to_string(n) + " (" + describe(err) + ")");
+    EXPECT(took < 1.0, "recv after SHUT_RD waited " + std::to_string(took) + " s");
+#endif
+}
+
+TEST_CASE("shutdown-acts-on-every-descriptor-close-on-one") {
+#ifdef _WIN32
+    harness::skip("a second handle to one socket needs WSADuplicateSocket on Windows; not shown");
+#else
+    harness::Pair p = harness::connected_pair();
+    int copy = must(::dup(p.client.get()), "dup");
+    must(::close(copy), "close(copy)");  // drops one reference: the connection lives
+    EXPECT(!harness::wait_readable(p.server.get(), 0.3),
+           "closing one of two descriptors ended the connection");
+    copy = must(::dup(p.client.get()), "dup");
+    must(::shutdown(copy, SHUT_WR), "shutdown(copy, SHUT_WR)");  // acts on the socket itself
+    char buffer[16];
+    must(net::set_timeout_option(p.server.get(), SO_RCVTIMEO, 5), "SO_RCVTIMEO");
+    long n = ::recv(p.server.get(), buffer, sizeof buffer, 0);
+    ::close(copy);
+    EXPECT(n == 0, "after shutdown on a copy the peer's recv returned " + std::to_string(n));
+#endif
+}
+
+#ifdef __linux__
+namespace {
+// Linux's table of IPv4 TCP sockets: the state (hex) of the socket whose local
+// port is `port`, or "" if none. 06 is TIME_WAIT.
+std::string tcp_state_of_local_port(std::uint16_t port) {
+    std::ifstream table("/proc/net/tcp");
+    std::string line;
+    std::getline(table, line);  // header
+    while (std::getline(table, line)) {
+        std::istringstream fields(line);
+        std::string slot, local, remote, state;
+        fields >> slot >> local >> remote >> state;
+        if (std::stoul(local.substr(local.find(':') + 1), nullptr, 16) == port) return state;
+    }
+    return "";
+}
+}  // namespace
+#endif
+
+TEST_CASE("active-closer-ends-in-time-wait") {
+#ifndef __linux__
+    harness::skip("reads /proc/net/tcp, which only Linux has");
+#else
+    harness::Pair p = harness::connected_pair();
+    sockaddr_in local{};
+    socklen_t length = sizeof local;
+    must(::getsockname(p.client.get(), reinterpret_cast<sockaddr*>(&local), &length),
+         "getsockname");
+    std::uint16_t client_port = ntohs(local.sin_port);
+    p.client.reset();  // the client closes first: its FIN goes first
+    char buffer[16];
+    must(net::set_timeout_option(p.server.get(), SO_RCVTIMEO, 5), "SO_RCVTIMEO");
+    long n = ::recv(p.server.get(), buffer, sizeof buffer, 0);
+    EXPECT(n == 0, "the server did not see the client's FIN: recv returned " + std::to_string(n));
+    p.server.reset();  // the server's FIN, which the client's side acknowledges
+    std::string state;
+    for (int i = 0; i < 50 && state != "06"; ++i) {
+        state = tcp_state_of_local_port(client_port);
+        if (state != "06") harness::sleep_for(0.02);
+    }
+    EXPECT(state == "06", "the client's side (port " + std::to_string(client_port) +
+                              ") is in state " + (state.empty() ? "(gone)" : state) +
+                              ", not 06 (TIME_WAIT)");
+#endif
+}
