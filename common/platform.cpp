@@ -65,12 +65,14 @@ void set_last_error(int err) {
 }
 
 std::string error_text(int err) {
+    int saved = WSAGetLastError();  // FormatMessage would overwrite it
     char text[512] = "";
     DWORD n = FormatMessageA(FORMAT_MESSAGE_FROM_SYSTEM | FORMAT_MESSAGE_IGNORE_INSERTS, nullptr,
                              static_cast<DWORD>(err), 0, text, sizeof text, nullptr);
     while (n > 0 &&
            (text[n - 1] == '\n' || text[n - 1] == '\r' || text[n - 1] == ' ' || text[n - 1] == '.'))
         text[--n] = '\0';
+    WSASetLastError(saved);
     if (n == 0) return "Winsock error " + std::to_string(err);
     return text;
 }

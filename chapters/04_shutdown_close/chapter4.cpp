@@ -165,10 +165,10 @@ void end_rd(const Options& options, net::Socket& sock) {
     char buffer[16];
     long n =
         traced(::recv(sock.get(), buffer, sizeof buffer, 0), "recv", sock.get(), sizeof buffer);
+    int err = net::last_error();
     if (n < 0)
-        narrate(options, "recv after SHUT_RD failed at once: %s (%s)",
-                net::error_name(net::last_error()).c_str(),
-                net::error_text(net::last_error()).c_str());
+        narrate(options, "recv after SHUT_RD failed at once: %s (%s)", net::error_name(err).c_str(),
+                net::error_text(err).c_str());
     else
         narrate(options,
                 "recv after SHUT_RD returned %ld at once: not the server's FIN, our own SHUT_RD",
@@ -190,9 +190,23 @@ void end_rdwr(const Options& options, net::Socket& sock) {
 
 // linger0: SO_LINGER {on, 0} turns close into an abort: the kernel drops what
 // is queued and sends an RST, and the server's recv fails with ECONNRESET
-// [claim:recv-after-rst-fails-econnreset]. No FIN, no TIME_WAIT on our side.
+// [claim:recv-after-rst-fails-econnreset]. No FIN, and no TIME_WAIT on our
+// side [claim:linger-zero-leaves-no-time-wait]. We abort once the echo is
+// back, so the server is surely waiting in recv when the RST comes.
 void end_linger0(const Options& options, net::Socket& sock) {
-    send_all(sock.get(), chapter::http_request(options));
+    std::string request = chapter::http_request(options);
+    send_all(sock.get(), request);
+    std::uint64_t echoed = 0;
+    static char buffer[4096];
+    while (echoed < request.size()) {
+        long n =
+            traced(::recv(sock.get(), buffer, sizeof buffer, 0), "recv", sock.get(), sizeof buffer);
+        if (n <= 0)
+            throw n == 0 ? Failure("recv", "the server closed before echoing")
+                         : Failure("recv", net::last_error());
+        chapter::write_stdout(buffer, static_cast<std::size_t>(n));
+        echoed += static_cast<std::uint64_t>(n);
+    }
     linger abort_on_close{};
     abort_on_close.l_onoff = 1;
     abort_on_close.l_linger = 0;

@@ -111,3 +111,26 @@ TEST_CASE("active-closer-ends-in-time-wait") {
                               ", not 06 (TIME_WAIT)");
 #endif
 }
+
+TEST_CASE("linger-zero-leaves-no-time-wait") {
+#ifndef __linux__
+    harness::skip("reads /proc/net/tcp, which only Linux has");
+#else
+    harness::Pair p = harness::connected_pair();
+    sockaddr_in local{};
+    socklen_t length = sizeof local;
+    must(::getsockname(p.client.get(), reinterpret_cast<sockaddr*>(&local), &length), "getsockname");
+    std::uint16_t client_port = ntohs(local.sin_port);
+    linger abort_on_close{};
+    abort_on_close.l_onoff = 1;
+    abort_on_close.l_linger = 0;
+    must(::setsockopt(p.client.get(), SOL_SOCKET, SO_LINGER,
+                      reinterpret_cast<const char*>(&abort_on_close), sizeof abort_on_close),
+         "SO_LINGER");
+    p.client.reset();  // the client closes first, but with an RST
+    harness::sleep_for(0.1);
+    std::string state = tcp_state_of_local_port(client_port);
+    EXPECT(state.empty(), "the client's side (port " + std::to_string(client_port) +
+                              ") is still in the table, state " + state);
+#endif
+}
