@@ -162,9 +162,10 @@ private:
 //
 // The socket is non-blocking. Before each call, poll() waits for the socket to
 // be ready, with the time left until one deadline (t from the start of the
-// operation). poll returns 0 when the time is up; when it wakes early, from a
-// signal (EINTR) or because another thread took the data, we compute the time
-// left again, so the total wait never exceeds t.
+// operation). poll returns 0 when the time is up. A signal makes it return
+// early with EINTR [claim:poll-eintr-returns-early]: we compute the time left
+// and poll again, so however often it wakes, the total wait stays one
+// deadline [claim:deadline-loop-total-wait-bounded].
 bool poll_until(net::socket_t fd, short events, Clock::time_point deadline) {
     for (;;) {
         auto left =

@@ -1,6 +1,8 @@
 // Claims of chapter 3: non-blocking sockets and select(), on real loopback sockets.
 #include "harness.h"
 
+#include <algorithm>
+#include <atomic>
 #include <vector>
 
 using harness::describe;
@@ -171,4 +173,85 @@ TEST_CASE("nonblocking-send-partial-then-would-block") {
     EXPECT(net::is_would_block(last_error),
            "sending to a peer that does not read ended with " + describe(last_error));
     EXPECT(partial, "no send returned less than asked before EWOULDBLOCK");
+}
+
+#ifndef _WIN32
+#include <pthread.h>
+#include <csignal>
+#include <thread>
+
+namespace {
+void on_signal(int) {}
+
+// Send SIGUSR1 to `target` every 0.1 s until `stop`; with a handler installed
+// without SA_RESTART, each one ends a poll in that thread with EINTR.
+struct SignalRain {
+    std::atomic<bool> stop{false};
+    std::thread thread;
+    explicit SignalRain(pthread_t target) {
+        struct sigaction action {};
+        action.sa_handler = on_signal;  // no SA_RESTART
+        sigemptyset(&action.sa_mask);
+        ::sigaction(SIGUSR1, &action, nullptr);
+        thread = std::thread([this, target] {
+            while (!stop) {
+                harness::sleep_for(0.1);
+                ::pthread_kill(target, SIGUSR1);
+            }
+        });
+    }
+    ~SignalRain() {
+        stop = true;
+        thread.join();
+        ::signal(SIGUSR1, SIG_IGN);
+    }
+};
+}  // namespace
+#endif
+
+TEST_CASE("poll-eintr-returns-early") {
+#ifdef _WIN32
+    harness::skip("Windows has no signals to interrupt WSAPoll");
+#else
+    harness::Pair p = harness::connected_pair();  // nothing will arrive
+    SignalRain rain(::pthread_self());
+    short revents = 0;
+    auto start = Clock::now();
+    int n = net::poll_one(p.client.get(), POLLIN, 3000, &revents);
+    int err = errno;
+    double took = seconds_since(start);
+    EXPECT(n == -1 && err == EINTR,
+           "poll returned " + std::to_string(n) + " (" + describe(err) + ")");
+    EXPECT(took < 1.0, "poll waited " + std::to_string(took) + " s of its 3 s despite the signal");
+#endif
+}
+
+TEST_CASE("deadline-loop-total-wait-bounded") {
+#ifdef _WIN32
+    harness::skip("Windows has no signals to interrupt WSAPoll");
+#else
+    harness::Pair p = harness::connected_pair();  // nothing will arrive
+    SignalRain rain(::pthread_self());
+    // Chapter 2's deadline loop: poll with the time left, again after EINTR.
+    auto deadline = Clock::now() + std::chrono::milliseconds(800);
+    auto start = Clock::now();
+    int wakeups = 0, n = 0;
+    for (;;) {
+        auto left = std::chrono::duration_cast<std::chrono::milliseconds>(deadline - Clock::now());
+        short revents = 0;
+        n = net::poll_one(p.client.get(), POLLIN,
+                          static_cast<int>(std::max<long long>(0, left.count())), &revents);
+        if (n == -1 && errno == EINTR) {
+            ++wakeups;
+            continue;
+        }
+        break;
+    }
+    double took = seconds_since(start);
+    EXPECT(n == 0, "the loop ended with poll returning " + std::to_string(n));
+    EXPECT(wakeups >= 3, "only " + std::to_string(wakeups) + " wake-ups: the test did not test");
+    EXPECT(took >= 0.75 && took < 1.2, "total wait " + std::to_string(took) +
+                                           " s for a 0.8 s deadline across " +
+                                           std::to_string(wakeups) + " wake-ups");
+#endif
 }
