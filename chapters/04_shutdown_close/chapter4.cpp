@@ -63,8 +63,10 @@ net::Socket connect_to_host(const Options& options) {
                                 address->ai_family == AF_INET6 ? "AF_INET6" : "AF_INET"));
         if (!sock.valid()) throw Failure("socket", net::last_error());
         net::no_sigpipe(sock.get());
-        net::set_timeout_option(sock.get(), SO_RCVTIMEO, options.timeout);
-        net::set_timeout_option(sock.get(), SO_SNDTIMEO, options.timeout);
+        traced(net::set_timeout_option(sock.get(), SO_RCVTIMEO, options.timeout), "setsockopt",
+               sock.get(), "SO_RCVTIMEO", limit_text(options.timeout));
+        traced(net::set_timeout_option(sock.get(), SO_SNDTIMEO, options.timeout), "setsockopt",
+               sock.get(), "SO_SNDTIMEO", limit_text(options.timeout));
         if (traced(::connect(sock.get(), address->ai_addr,
                              static_cast<socklen_t>(address->ai_addrlen)),
                    "connect", sock.get(), where) == 0) {
