@@ -82,6 +82,13 @@ std::string tcp_state_of_local_port(std::uint16_t port) {
     }
     return "";
 }
+
+std::uint16_t local_port(net::socket_t fd) {
+    sockaddr_in local{};
+    socklen_t length = sizeof local;
+    must(::getsockname(fd, reinterpret_cast<sockaddr*>(&local), &length), "getsockname");
+    return ntohs(local.sin_port);
+}
 }  // namespace
 #endif
 
@@ -90,11 +97,7 @@ TEST_CASE("active-closer-ends-in-time-wait") {
     harness::skip("reads /proc/net/tcp, which only Linux has");
 #else
     harness::Pair p = harness::connected_pair();
-    sockaddr_in local{};
-    socklen_t length = sizeof local;
-    must(::getsockname(p.client.get(), reinterpret_cast<sockaddr*>(&local), &length),
-         "getsockname");
-    std::uint16_t client_port = ntohs(local.sin_port);
+    std::uint16_t client_port = local_port(p.client.get());
     p.client.reset();  // the client closes first: its FIN goes first
     char buffer[16];
     must(net::set_timeout_option(p.server.get(), SO_RCVTIMEO, 5), "SO_RCVTIMEO");
@@ -117,10 +120,7 @@ TEST_CASE("linger-zero-leaves-no-time-wait") {
     harness::skip("reads /proc/net/tcp, which only Linux has");
 #else
     harness::Pair p = harness::connected_pair();
-    sockaddr_in local{};
-    socklen_t length = sizeof local;
-    must(::getsockname(p.client.get(), reinterpret_cast<sockaddr*>(&local), &length), "getsockname");
-    std::uint16_t client_port = ntohs(local.sin_port);
+    std::uint16_t client_port = local_port(p.client.get());
     linger abort_on_close{};
     abort_on_close.l_onoff = 1;
     abort_on_close.l_linger = 0;
