@@ -6,7 +6,9 @@
 //     tcpSock.close()
 //
 // SHUT_RD does not do that. shutdown() ends one direction of the connection,
-// or both, for the socket itself; close() releases one descriptor. This
+// or both, for the socket itself, whichever descriptor it is called on; close()
+// releases one descriptor, and the connection ends only with the last one
+// [claim:shutdown-acts-on-every-descriptor-close-on-one]. This
 // chapter ends the same connection in six ways (--close MODE) and, because the
 // lab server runs in this process, narrates what the other side saw.
 //
