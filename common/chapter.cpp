@@ -266,6 +266,12 @@ void write_stdout(const char* data, size_t size) {
         throw Failure("write to stdout", std::strerror(errno));
 }
 
+std::string seconds_text(double seconds) {
+    char text[32];
+    std::snprintf(text, sizeof text, "%g s", seconds);
+    return text;
+}
+
 double seconds_since(std::chrono::steady_clock::time_point start) {
     return std::chrono::duration<double>(std::chrono::steady_clock::now() - start).count();
 }

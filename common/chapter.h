@@ -105,6 +105,9 @@ std::string http_request(const Options& options);
 // Throws Failure when stdout fails (a full disk, a closed pipe).
 void write_stdout(const char* data, size_t size);
 
+// A number of seconds as the user would write it: "5 s", "0.5 s".
+std::string seconds_text(double seconds);
+
 // Seconds since `start` on the steady clock.
 double seconds_since(std::chrono::steady_clock::time_point start);
 

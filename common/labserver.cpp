@@ -181,11 +181,14 @@ bool Server::start(const std::string& address, std::uint16_t port, std::string& 
     }
     int one = 1;
 #ifdef _WIN32
-    // Windows' SO_REUSEADDR would let another program steal the port; this is the safe one.
+    // Microsoft documents that Winsock's SO_REUSEADDR lets another socket bind
+    // the same port while we listen; SO_EXCLUSIVEADDRUSE forbids that.
     ::setsockopt(listener.get(), SOL_SOCKET, SO_EXCLUSIVEADDRUSE,
                  reinterpret_cast<const char*>(&one), sizeof one);
 #else
-    // Restart on the same port while old connections sit in TIME_WAIT.
+    // Restart on the same port at once, while connections of the previous run
+    // still sit in TIME_WAIT on it: Linux allows it when that run set
+    // SO_REUSEADDR too, as every run does [claim:reuseaddr-rebinds-port-in-time-wait].
     ::setsockopt(listener.get(), SOL_SOCKET, SO_REUSEADDR, reinterpret_cast<const char*>(&one),
                  sizeof one);
 #endif

@@ -28,6 +28,7 @@
 using chapter::Failure;
 using chapter::narrate;
 using chapter::Options;
+using chapter::seconds_text;
 
 namespace {
 
@@ -36,12 +37,6 @@ const chapter::Program program = {
     "Chapter 1: a blocking client (connect, send, recv until EOF, close).",
     "hello",
     {}};
-
-std::string seconds_text(double seconds) {
-    char text[32];
-    std::snprintf(text, sizeof text, "%g s", seconds);
-    return text;
-}
 
 // Step 1 - resolve the name and connect.
 //
@@ -73,9 +68,10 @@ net::Socket connect_to_host(const Options& options) {
         traced(net::set_timeout_option(sock.get(), SO_RCVTIMEO, options.timeout), "setsockopt",
                sock.get(), "SO_RCVTIMEO", seconds_text(options.timeout));
         // On Linux SO_SNDTIMEO bounds a blocking connect too, which then fails
-        // with EINPROGRESS [claim:linux-sndtimeo-bounds-connect]. Windows has no
-        // such limit (it gives up by itself after about 21 s); chapter 3 bounds
-        // connect the portable way.
+        // with EINPROGRESS [claim:linux-sndtimeo-bounds-connect]. Windows
+        // ignores it for connect [claim:windows-sndtimeo-does-not-bound-connect]
+        // and waits for its own TCP retries; chapter 3 bounds connect the
+        // portable way.
         traced(net::set_timeout_option(sock.get(), SO_SNDTIMEO, options.timeout), "setsockopt",
                sock.get(), "SO_SNDTIMEO", seconds_text(options.timeout));
 

@@ -81,15 +81,9 @@ Clock::time_point deadline_after(double seconds) {
            std::chrono::duration_cast<Clock::duration>(std::chrono::duration<double>(seconds));
 }
 
-std::string seconds_text(double seconds) {  // a measured time: "0.501 s"
+std::string elapsed_text(double seconds) {  // a measured time: "0.501 s"
     char text[32];
     std::snprintf(text, sizeof text, "%.3f s", seconds);
-    return text;
-}
-
-std::string limit_text(double seconds) {  // a limit as the user gave it: "0.5 s"
-    char text[32];
-    std::snprintf(text, sizeof text, "%g s", seconds);
     return text;
 }
 
@@ -198,7 +192,7 @@ void set_mode(const Options& options, net::socket_t fd, Mode mode) {
         for (int option : {SO_RCVTIMEO, SO_SNDTIMEO})
             if (traced(net::set_timeout_option(fd, option, options.timeout), "setsockopt", fd,
                        option == SO_RCVTIMEO ? "SO_RCVTIMEO" : "SO_SNDTIMEO",
-                       limit_text(options.timeout)) != 0)
+                       chapter::seconds_text(options.timeout)) != 0)
                 throw Failure("setsockopt", net::last_error());
     }
 }
@@ -206,7 +200,8 @@ void set_mode(const Options& options, net::socket_t fd, Mode mode) {
 // What bounds connect() in each mode:
 //   blocking     nothing in the call itself: the watchdog;
 //   timeout      SO_SNDTIMEO, on Linux [claim:linux-sndtimeo-bounds-connect];
-//                Windows ignores it and gives up by itself after about 21 s;
+//                Windows ignores it for connect
+//                [claim:windows-sndtimeo-does-not-bound-connect];
 //   nonblocking  connect returns at once with EINPROGRESS; we wait as in
 //   deadline     deadline mode: poll for writability, then SO_ERROR. Chapter 3
 //                does the same with select(): the portable way.
@@ -220,11 +215,13 @@ std::optional<Failure> connect_in_mode(const Options& options, net::socket_t fd,
     watchdog.disarm();
     if (rc == 0) return std::nullopt;
     if (watchdog.fired() || (mode == Mode::timeout && net::is_in_progress(err)))
-        return Failure("connect " + where, "no answer within " + limit_text(options.timeout));
+        return Failure("connect " + where,
+                       "no answer within " + chapter::seconds_text(options.timeout));
     if (!net::is_in_progress(err)) return Failure("connect " + where, err);
 
     if (!poll_until(fd, POLLOUT, deadline_after(options.timeout)))
-        return Failure("connect " + where, "no answer within " + limit_text(options.timeout));
+        return Failure("connect " + where,
+                       "no answer within " + chapter::seconds_text(options.timeout));
     int so_error = 0;
     socklen_t length = sizeof so_error;
     if (::getsockopt(fd, SOL_SOCKET, SO_ERROR, reinterpret_cast<char*>(&so_error), &length) != 0)
@@ -273,9 +270,8 @@ Failure timeout_failure(const char* call, const Options& options, Mode mode, int
                       : mode == Mode::timeout     ? "SO_RCVTIMEO expired: " + net::error_name(err)
                       : mode == Mode::nonblocking ? "gave up retrying"
                                                   : "poll timed out";
-    char text[96];
-    std::snprintf(text, sizeof text, "no data for %g s (%s)", options.timeout, how.c_str());
-    return Failure(call, text);
+    return Failure(call,
+                   "no data for " + chapter::seconds_text(options.timeout) + " (" + how + ")");
 }
 
 void send_all(const Options& options, Mode mode, net::socket_t fd, const std::string& data,
@@ -288,7 +284,8 @@ void send_all(const Options& options, Mode mode, net::socket_t fd, const std::st
                           "send", fd, data.size() - sent);
         });
         if (r.n < 0 && (r.err == 0 || net::is_timed_out(r.err)))
-            throw Failure("send", "the server took nothing for " + limit_text(options.timeout));
+            throw Failure("send",
+                          "the server took nothing for " + chapter::seconds_text(options.timeout));
         if (r.n < 0) throw Failure("send", r.err);
         sent += static_cast<std::size_t>(r.n);
     }
@@ -313,8 +310,8 @@ void receive_until_eof(const Options& options, Mode mode, net::socket_t fd, Watc
         if (outcome.first_recv.empty()) {
             outcome.first_recv = r.n > 0
                                      ? "returned " + std::to_string(r.n) + " bytes after " +
-                                           seconds_text(chapter::seconds_since(start))
-                                     : "ended after " + seconds_text(chapter::seconds_since(start));
+                                           elapsed_text(chapter::seconds_since(start))
+                                     : "ended after " + elapsed_text(chapter::seconds_since(start));
             if (mode == Mode::nonblocking)
                 outcome.first_recv = std::to_string(outcome.failed_tries) +
                                      " failed tries (EWOULDBLOCK), then " + outcome.first_recv;
@@ -389,7 +386,7 @@ void print_table(const Options& options, const std::vector<std::pair<ModeInfo, O
     for (const auto& [info, outcome] : rows) {
         char line[512];
         std::string after =
-            outcome.first_data_after < 0 ? "-" : seconds_text(outcome.first_data_after);
+            outcome.first_data_after < 0 ? "-" : elapsed_text(outcome.first_data_after);
         std::string result = outcome.failure ? "failed: " + std::string(outcome.failure->what())
                                              : "ok, " + std::to_string(outcome.bytes) + " bytes";
         std::snprintf(

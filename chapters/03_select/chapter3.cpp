@@ -159,11 +159,9 @@ std::optional<Failure> connect_within_timeout(const Options& options, net::socke
     if (!net::is_in_progress(err)) return Failure("connect " + where, err);
 
     Ready ready = wait_until(fd, true, deadline_after(options.timeout));
-    if (ready == Ready::timed_out) {
-        char text[64];
-        std::snprintf(text, sizeof text, "no answer within %g s", options.timeout);
-        return Failure("connect " + where, text);
-    }
+    if (ready == Ready::timed_out)
+        return Failure("connect " + where,
+                       "no answer within " + chapter::seconds_text(options.timeout));
     int so_error = 0;
     socklen_t length = sizeof so_error;
     if (::getsockopt(fd, SOL_SOCKET, SO_ERROR, reinterpret_cast<char*>(&so_error), &length) != 0)
@@ -238,7 +236,7 @@ void send_all(const Options& options, net::socket_t fd, const std::string& data)
         auto deadline = deadline_after(options.timeout);
         if (wait_until(fd, true, deadline) == Ready::timed_out)
             throw Failure("send", "the server accepted nothing for " +
-                                      std::to_string(options.timeout) + " s");
+                                      chapter::seconds_text(options.timeout));
     }
     narrate(options, "sent %zu bytes: %s", sent, data.substr(0, data.find('\r')).c_str());
 }
@@ -279,11 +277,8 @@ std::uint64_t receive_until_eof(const Options& options, net::socket_t fd, std::s
         auto deadline = deadline_after(options.timeout);
         Ready ready = busy_wait ? busy_wait_until_readable(fd, deadline, spins)
                                 : wait_until(fd, false, deadline);
-        if (ready == Ready::timed_out) {
-            char text[64];
-            std::snprintf(text, sizeof text, "no data for %g s", options.timeout);
-            throw Failure("recv", text);
-        }
+        if (ready == Ready::timed_out)
+            throw Failure("recv", "no data for " + chapter::seconds_text(options.timeout));
     }
     if (received == 0) throw Failure("recv", "the server closed the connection without answering");
     narrate(options,

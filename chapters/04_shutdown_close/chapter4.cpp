@@ -48,12 +48,6 @@ const chapter::Program program = {
     "echo",
     {{"close", "MODE", "half (default), none, rd, rdwr, linger0 or unread", &close_mode, nullptr}}};
 
-std::string limit_text(double seconds) {
-    char text[32];
-    std::snprintf(text, sizeof text, "%g s", seconds);
-    return text;
-}
-
 // Connect as chapter 1 does: blocking, with SO_RCVTIMEO and SO_SNDTIMEO as
 // the limits on every wait (chapter 2 explains them).
 net::Socket connect_to_host(const Options& options) {
@@ -66,9 +60,9 @@ net::Socket connect_to_host(const Options& options) {
         if (!sock.valid()) throw Failure("socket", net::last_error());
         net::no_sigpipe(sock.get());
         traced(net::set_timeout_option(sock.get(), SO_RCVTIMEO, options.timeout), "setsockopt",
-               sock.get(), "SO_RCVTIMEO", limit_text(options.timeout));
+               sock.get(), "SO_RCVTIMEO", chapter::seconds_text(options.timeout));
         traced(net::set_timeout_option(sock.get(), SO_SNDTIMEO, options.timeout), "setsockopt",
-               sock.get(), "SO_SNDTIMEO", limit_text(options.timeout));
+               sock.get(), "SO_SNDTIMEO", chapter::seconds_text(options.timeout));
         if (traced(::connect(sock.get(), address->ai_addr,
                              static_cast<socklen_t>(address->ai_addrlen)),
                    "connect", sock.get(), where) == 0) {
@@ -76,10 +70,10 @@ net::Socket connect_to_host(const Options& options) {
             return sock;
         }
         int err = net::last_error();
-        last_failure =
-            net::is_in_progress(err) || net::is_timed_out(err)
-                ? Failure("connect " + where, "no answer within " + limit_text(options.timeout))
-                : Failure("connect " + where, err);
+        last_failure = net::is_in_progress(err) || net::is_timed_out(err)
+                           ? Failure("connect " + where,
+                                     "no answer within " + chapter::seconds_text(options.timeout))
+                           : Failure("connect " + where, err);
         narrate(options, "%s", last_failure.what());
     }
     throw last_failure;
@@ -113,8 +107,8 @@ std::uint64_t receive_until_eof(const Options& options, net::socket_t fd) {
         int err = net::last_error();
         if (net::is_interrupted(err)) continue;
         if (net::is_timed_out(err))
-            throw Failure("recv", "no data for " + limit_text(options.timeout) + " after " +
-                                      std::to_string(received) +
+            throw Failure("recv", "no data for " + chapter::seconds_text(options.timeout) +
+                                      " after " + std::to_string(received) +
                                       " bytes; the server may be waiting for our FIN");
         throw Failure("recv", err);
     }
@@ -145,7 +139,7 @@ void end_half(const Options& options, net::Socket& sock) {
     receive_until_eof(options, sock.get());
     close_traced(options, sock);
     // We sent the first FIN: we are the "active closer", and this side of the
-    // connection stays in TIME_WAIT (60 s on Linux) after close
+    // connection stays in TIME_WAIT for a while after close
     // [claim:active-closer-ends-in-time-wait], so late packets of this
     // connection cannot be mistaken for a new one on the same ports.
     narrate(options, "our FIN went first: this side now waits in TIME_WAIT");

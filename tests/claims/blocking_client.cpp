@@ -2,6 +2,7 @@
 #include "harness.h"
 
 #include <cstring>
+#include <thread>
 #include <vector>
 
 using harness::describe;
@@ -96,6 +97,28 @@ TEST_CASE("linux-sndtimeo-bounds-connect") {
     EXPECT(rc == -1, "connect to a full backlog succeeded");
     EXPECT(err == EINPROGRESS, "connect failed with " + describe(err));
     EXPECT(took >= 0.25 && took < 1.5, "connect gave up after " + std::to_string(took) + " s");
+#endif
+}
+
+TEST_CASE("windows-sndtimeo-does-not-bound-connect") {
+#ifndef _WIN32
+    harness::skip("a Windows behaviour; on Linux see linux-sndtimeo-bounds-connect");
+#else
+    harness::FullListener full = harness::full_backlog_listener();
+    net::socket_t fd = must(::socket(AF_INET, SOCK_STREAM, IPPROTO_TCP), "socket");
+    must(net::set_timeout_option(fd, SO_SNDTIMEO, 0.3), "SO_SNDTIMEO");
+    std::thread watchdog([&] {
+        harness::sleep_for(1.5);
+        net::wake_blocked_calls(fd);  // closes it on Windows
+    });
+    auto start = Clock::now();
+    int rc = ::connect(fd, full.listener.addr(), full.listener.length);
+    int err = net::last_error();
+    double took = seconds_since(start);
+    watchdog.join();
+    EXPECT(rc == -1, "connect to a full backlog succeeded");
+    EXPECT(took > 1.2, "connect gave up after " + std::to_string(took) + " s (" + describe(err) +
+                           "): SO_SNDTIMEO 0.3 s did bound it");
 #endif
 }
 

@@ -115,6 +115,54 @@ TEST_CASE("active-closer-ends-in-time-wait") {
 #endif
 }
 
+TEST_CASE("reuseaddr-rebinds-port-in-time-wait") {
+#ifndef __linux__
+    harness::skip(
+        "Linux's rule, checked against /proc/net/tcp (the lab server uses "
+        "SO_EXCLUSIVEADDRUSE on Windows)");
+#else
+    auto socket_on = [](std::uint16_t port, bool reuse) {
+        net::Socket sock(must(::socket(AF_INET, SOCK_STREAM, IPPROTO_TCP), "socket"));
+        int one = 1;
+        if (reuse)
+            must(::setsockopt(sock.get(), SOL_SOCKET, SO_REUSEADDR, &one, sizeof one),
+                 "SO_REUSEADDR");
+        sockaddr_in at{};
+        at.sin_family = AF_INET;
+        at.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+        at.sin_port = htons(port);
+        int rc = ::bind(sock.get(), reinterpret_cast<sockaddr*>(&at), sizeof at);
+        return std::make_pair(std::move(sock), rc == 0 ? 0 : errno);
+    };
+    // A first run, as the lab server does it: a listener with SO_REUSEADDR that
+    // closes its connection first, leaving TIME_WAIT on its own port.
+    std::uint16_t port = 0;
+    {
+        auto [listener, err] = socket_on(0, true);
+        EXPECT(err == 0, "bind: " + describe(err));
+        must(::listen(listener.get(), 4), "listen");
+        port = local_port(listener.get());
+        sockaddr_in to{};
+        to.sin_family = AF_INET;
+        to.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+        to.sin_port = htons(port);
+        net::Socket client(must(::socket(AF_INET, SOCK_STREAM, IPPROTO_TCP), "socket"));
+        must(::connect(client.get(), reinterpret_cast<sockaddr*>(&to), sizeof to), "connect");
+        net::Socket served(must(::accept(listener.get(), nullptr, nullptr), "accept"));
+        served.reset();  // the server's FIN first: TIME_WAIT on its side
+        char buffer[16];
+        must(net::set_timeout_option(client.get(), SO_RCVTIMEO, 5), "SO_RCVTIMEO");
+        EXPECT(::recv(client.get(), buffer, sizeof buffer, 0) == 0, "the client saw no FIN");
+    }  // client and listener closed
+    EXPECT(tcp_state_of_local_port(port) == "06", "no TIME_WAIT on port " + std::to_string(port));
+    auto plain = socket_on(port, false);
+    EXPECT(plain.second == EADDRINUSE,
+           "without SO_REUSEADDR the bind gave " + describe(plain.second));
+    auto reusing = socket_on(port, true);
+    EXPECT(reusing.second == 0, "with SO_REUSEADDR the bind failed: " + describe(reusing.second));
+#endif
+}
+
 TEST_CASE("linger-zero-leaves-no-time-wait") {
 #ifndef __linux__
     harness::skip("reads /proc/net/tcp, which only Linux has");
