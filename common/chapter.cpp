@@ -3,6 +3,7 @@
 
 #include "trace.h"
 
+#include <algorithm>
 #include <cerrno>
 #include <cmath>
 #include <cstdarg>
@@ -32,6 +33,7 @@ void print_usage(const Program& program, FILE* out) {
         "options:\n"
         "  --path PATH            request target (default /)\n"
         "  --timeout SECONDS      connect and idle timeout (default 5; fractions allowed)\n"
+        "  --max-time SECONDS     a bound on the whole run (default none)\n"
         "  --scenario NAME[:ARG]  the built-in server's behaviour (default %s; not with HOST)\n"
         "  --trace                print every socket call and its result on stderr\n"
         "  --quiet                no narration (errors are still printed)\n"
@@ -53,8 +55,12 @@ bool parse_port(const std::string& text) {
     return port >= 1 && port <= 65535;
 }
 
+// "5", "0.5", ".25": plain decimal digits only (strtod alone would also take
+// " 5", "1e3", "0x1p1", "inf").
 bool parse_seconds(const std::string& text, double& seconds) {
-    if (text.empty()) return false;
+    if (text.empty() || text.find_first_not_of("0123456789.") != std::string::npos ||
+        text.find('.') != text.rfind('.') || text == ".")
+        return false;
     char* end = nullptr;
     errno = 0;
     seconds = std::strtod(text.c_str(), &end);
@@ -118,6 +124,11 @@ int parse_command_line(int argc, char** argv, const Program& program, Options& o
             if (!take_value()) return usage_error(program, "option --timeout needs a value");
             if (!parse_seconds(value, options.timeout))
                 return usage_error(program, "--timeout: '" + value +
+                                                "' is not a number of seconds greater than 0");
+        } else if (name == "max-time") {
+            if (!take_value()) return usage_error(program, "option --max-time needs a value");
+            if (!parse_seconds(value, options.max_time))
+                return usage_error(program, "--max-time: '" + value +
                                                 "' is not a number of seconds greater than 0");
         } else if (name == "scenario") {
             if (!take_value()) return usage_error(program, "option --scenario needs a value");
@@ -213,7 +224,6 @@ Failure::Failure(const std::string& call, const std::string& reason)
     : std::runtime_error(call + ": " + reason) {}
 
 int report(const Program& program, const Failure& failure) {
-    std::fflush(stdout);  // what we received is out before the error line
     std::fprintf(stderr, "%s: %s\n", program.name, failure.what());
     return 1;
 }
@@ -262,8 +272,47 @@ std::string http_request(const Options& options) {
 }
 
 void write_stdout(const char* data, size_t size) {
-    if (size > 0 && std::fwrite(data, 1, size, stdout) != size)
-        throw Failure("write to stdout", std::strerror(errno));
+    while (size > 0) {
+#ifdef _WIN32
+        // errno here is the C library's, not Winsock's: its own text.
+        int n = ::_write(1, data, static_cast<unsigned>(std::min<size_t>(size, 1u << 30)));
+        if (n < 0 && errno == EINTR) continue;
+        if (n < 0) throw Failure("write stdout", std::strerror(errno));
+#else
+        long n = ::write(STDOUT_FILENO, data, size);
+        if (n < 0 && errno == EINTR) continue;
+        if (n < 0) throw Failure("write stdout", errno);
+#endif
+        data += n;
+        size -= static_cast<size_t>(n);
+    }
+}
+
+double wait_limit(const Options& options) {
+    if (options.max_time <= 0) return options.timeout;
+    double left = options.max_time - seconds_since(options.started);
+    if (left <= 0) check_max_time(options);
+    return std::min(options.timeout, left);
+}
+
+std::chrono::steady_clock::time_point wait_deadline(const Options& options) {
+    return std::chrono::steady_clock::now() +
+           std::chrono::duration_cast<std::chrono::steady_clock::duration>(
+               std::chrono::duration<double>(wait_limit(options)));
+}
+
+void check_max_time(const Options& options) {
+    if (options.max_time > 0 && seconds_since(options.started) >= options.max_time)
+        throw Failure("--max-time",
+                      "no complete response within " + seconds_text(options.max_time));
+}
+
+void set_wait_limit(const Options& options, net::socket_t fd, int option, double& current) {
+    double limit = wait_limit(options);
+    if (limit == current) return;
+    traced(net::set_timeout_option(fd, option, limit), "setsockopt", fd,
+           option == SO_RCVTIMEO ? "SO_RCVTIMEO" : "SO_SNDTIMEO", seconds_text(limit));
+    current = limit;
 }
 
 std::string seconds_text(double seconds) {

@@ -20,6 +20,8 @@ struct Options {
     std::string port = "80";
     std::string path = "/";
     double timeout = 5.0;  // seconds, for connect and for each wait for data
+    double max_time = 0;   // --max-time: seconds for the whole run, 0 = no limit
+    std::chrono::steady_clock::time_point started = std::chrono::steady_clock::now();
     std::string scenario;  // the built-in server's scenario, "" = the chapter's default
     bool trace = false;
     bool quiet = false;
@@ -101,9 +103,29 @@ AddressList resolve(const Options& options);
 // status line and headers from every server.
 std::string http_request(const Options& options);
 
-// Copy received bytes to stdout, all of them (fwrite; binary mode on Windows).
-// Throws Failure when stdout fails (a full disk, a closed pipe).
+// Copy received bytes to stdout, all of them, at once: write(2) (_write on
+// Windows, in binary mode), no stdio buffer, so a byte received is a byte out
+// even if the run is killed a moment later. Throws Failure "write stdout: ..."
+// when stdout fails: a full disk (ENOSPC), a closed pipe (EPIPE; SIGPIPE is
+// ignored, see net::Startup).
 void write_stdout(const char* data, size_t size);
+
+// --timeout bounds each wait (connect, and every silence while receiving);
+// --max-time bounds the whole run, for a server that never stops sending.
+//
+// How long the next wait may last: --timeout, or less when --max-time ends
+// sooner. Throws the --max-time failure when no time is left.
+double wait_limit(const Options& options);
+// The same as a point in time, for select() and poll() loops.
+std::chrono::steady_clock::time_point wait_deadline(const Options& options);
+// After a wait ran out: throws "--max-time: no complete response within N s"
+// if it was --max-time that ended it; returns if it was --timeout.
+void check_max_time(const Options& options);
+// For a socket whose waits the kernel bounds (SO_RCVTIMEO, SO_SNDTIMEO):
+// set `option` to wait_limit() before the next blocking call. `current` is
+// the value set now; setsockopt is called only when the limit changes, which
+// is only in the last --timeout seconds before --max-time.
+void set_wait_limit(const Options& options, net::socket_t fd, int option, double& current);
 
 // A number of seconds as the user would write it: "5 s", "0.5 s".
 std::string seconds_text(double seconds);

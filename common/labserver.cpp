@@ -3,6 +3,7 @@
 
 #include <algorithm>
 #include <chrono>
+#include <cstdio>
 #include <cstdlib>
 #include <cstring>
 #include <iterator>
@@ -19,8 +20,9 @@ constexpr double linger_limit = 10.0;  // seconds to wait for the client's FIN a
 constexpr std::uint64_t mebibyte = 1024 * 1024;
 constexpr double silent_hold = 60.0;  // silent: seconds to hold a connection after the client's FIN
 
-const char* const scenario_names[] = {"hello",  "slow",  "drip",  "big",
-                                      "silent", "reset", "close", "echo"};
+const char* const scenario_names[] = {"hello", "slow",  "drip", "big",      "silent",
+                                      "reset", "close", "echo", "truncate", "chunked"};
+constexpr int scenario_count = sizeof scenario_names / sizeof scenario_names[0];
 
 bool parse_number(const std::string& text, double& value) {
     if (text.empty()) return false;
@@ -59,9 +61,35 @@ std::string response_head(std::uint64_t content_length, const char* status = "20
            "\r\nConnection: close\r\n\r\n";
 }
 
+std::string hello_body(const Request& request) {
+    return "Hello from the lab server.\nYou asked for " + request.target + "\n";
+}
+
 std::string hello_response(const Request& request) {
-    std::string body = "Hello from the lab server.\nYou asked for " + request.target + "\n";
+    std::string body = hello_body(request);
     return request.http09 ? body : response_head(body.size()) + body;
+}
+
+// The hello body with Transfer-Encoding: chunked, in chunks of 1, 2, 4, 8...
+// bytes (sizes in hex: "10" is 16), an extension on the first chunk, and a
+// trailer field after the last chunk, of size 0. With a `cut`, the answer
+// stops after that many body bytes, before the last chunk.
+std::string chunked_response(const std::string& body, std::uint64_t cut) {
+    std::string answer =
+        "HTTP/1.1 200 OK\r\nContent-Type: text/plain\r\nTransfer-Encoding: chunked\r\n"
+        "Connection: close\r\n\r\n";
+    std::size_t at = 0;
+    for (std::size_t size = 1; at < body.size(); size *= 2) {
+        std::size_t chunk = std::min(size, body.size() - at);
+        char line[32];
+        std::snprintf(line, sizeof line, "%zX%s\r\n", chunk, at == 0 ? ";lab=first" : "");
+        answer += line;
+        if (at + chunk > cut) return answer + body.substr(at, cut - at);
+        answer += body.substr(at, chunk) + "\r\n";
+        at += chunk;
+    }
+    if (cut != Scenario::no_cut) return answer;
+    return answer + "0\r\nLab-Trailer: the end\r\n\r\n";
 }
 
 // One MiB of the big body; a multiple of its 4096-byte period, so any offset
@@ -94,7 +122,11 @@ const char* const scenario_help =
     "  silent         read the request and never answer (the connection stays open)\n"
     "  reset          read the request and abort the connection (RST)\n"
     "  close          read the request and close without answering\n"
-    "  echo           echo every byte until the client half-closes, then close\n";
+    "  echo           echo every byte until the client half-closes, then close\n"
+    "  truncate[:BYTES]  promise a 1 MiB body (Content-Length), send BYTES of it\n"
+    "                 (default 1000), close\n"
+    "  chunked[:BYTES]   the hello body in chunks (Transfer-Encoding: chunked);\n"
+    "                 with BYTES, close after BYTES of the body, before the last chunk\n";
 
 bool parse_scenario(const std::string& text, Scenario& scenario, std::string& error) {
     std::size_t colon = text.find(':');
@@ -103,7 +135,7 @@ bool parse_scenario(const std::string& text, Scenario& scenario, std::string& er
     std::string argument = has_argument ? text.substr(colon + 1) : "";
 
     int kind = -1;
-    for (int i = 0; i < 8; ++i)
+    for (int i = 0; i < scenario_count; ++i)
         if (name == scenario_names[i]) kind = i;
     if (kind < 0) {
         error = "unknown scenario '" + name + "' (see --help)";
@@ -113,7 +145,10 @@ bool parse_scenario(const std::string& text, Scenario& scenario, std::string& er
     scenario.kind = static_cast<Scenario::Kind>(kind);
 
     double value = 0;
-    bool takes_argument = kind == Scenario::slow || kind == Scenario::drip || kind == Scenario::big;
+    bool takes_argument = kind == Scenario::slow || kind == Scenario::drip ||
+                          kind == Scenario::big || kind == Scenario::truncate ||
+                          kind == Scenario::chunked;
+    if (scenario.kind == Scenario::truncate) scenario.cut = 1000;
     if (!has_argument) return true;
     if (!takes_argument) {
         error = "scenario '" + name + "' takes no argument";
@@ -136,11 +171,21 @@ bool parse_scenario(const std::string& text, Scenario& scenario, std::string& er
             if (!whole || value > 1024 * 1024) break;
             scenario.mebibytes = static_cast<std::uint64_t>(value);
             return true;
+        case Scenario::truncate:
+            if (!whole || value >= static_cast<double>(truncate_promise)) break;
+            scenario.cut = static_cast<std::uint64_t>(value);
+            return true;
+        case Scenario::chunked:
+            if (!whole || value > 1024 * 1024) break;
+            scenario.cut = static_cast<std::uint64_t>(value);
+            return true;
         default:
             break;
     }
     error = "scenario " + name + ": '" + argument + "' must be a whole number" +
-            (scenario.kind == Scenario::drip ? " of at least 1" : " up to 1048576");
+            (scenario.kind == Scenario::drip       ? " of at least 1"
+             : scenario.kind == Scenario::truncate ? " below 1048576"
+                                                   : " up to 1048576");
     return false;
 }
 
@@ -446,6 +491,19 @@ void Server::serve_request(net::socket_t fd, const std::string& client) {
                 if (!send_all(fd, client, answer.data() + at, piece)) return;
             }
             return finish(fd, client);
+        case Scenario::truncate: {
+            // A promise it does not keep: the client must notice.
+            std::string out = request.http09 ? "" : response_head(truncate_promise);
+            out += big_block().substr(0, static_cast<std::size_t>(scenario_.cut));
+            event(client + ": scenario truncate: " + std::to_string(scenario_.cut) + " of " +
+                  std::to_string(truncate_promise) + " body bytes, then close");
+            if (send_all(fd, client, out.data(), out.size())) finish(fd, client);
+            return;
+        }
+        case Scenario::chunked:
+            answer = request.http09 ? hello_body(request)
+                                    : chunked_response(hello_body(request), scenario_.cut);
+            break;
         case Scenario::big: {
             std::uint64_t size = scenario_.mebibytes * mebibyte;
             if (!request.http09) {

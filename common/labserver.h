@@ -21,12 +21,17 @@
 namespace lab {
 
 struct Scenario {
-    enum Kind { hello, slow, drip, big, silent, reset, close, echo };
+    enum Kind { hello, slow, drip, big, silent, reset, close, echo, truncate, chunked };
     Kind kind = hello;
     double seconds = 2.0;          // slow: delay before answering
     std::uint64_t count = 8;       // drip: bytes per piece
     std::uint64_t mebibytes = 64;  // big: size of the body in MiB
+    std::uint64_t cut = no_cut;    // truncate, chunked: close after this many body bytes
+    static constexpr std::uint64_t no_cut = ~std::uint64_t{0};
 };
+
+// truncate: the Content-Length it promises (1 MiB of the big pattern).
+constexpr std::uint64_t truncate_promise = 1024 * 1024;
 
 // "slow:0.2" -> Scenario. On failure returns false and sets `error`.
 bool parse_scenario(const std::string& text, Scenario& scenario, std::string& error);

@@ -1,6 +1,7 @@
 // platform.cpp - the POSIX and Winsock halves of platform.h.
 #include "platform.h"
 
+#include <csignal>
 #include <cstdio>
 #include <cstdlib>
 #include <cstring>
@@ -44,6 +45,7 @@ const ErrorName error_names[] = {
     NET_ERROR(ENOBUFS),       NET_ERROR(ENOTSOCK),     NET_ERROR(EFAULT),
     NET_ERROR(EACCES),        NET_ERROR(EPERM),        NET_ERROR(ENOMEM),
     NET_ERROR(EMSGSIZE),      NET_ERROR(ENOPROTOOPT),  NET_ERROR(ENOENT),
+    NET_ERROR(ENOSPC),        NET_ERROR(EIO),
 };
 #endif
 #undef NET_ERROR
@@ -225,7 +227,14 @@ bool fits_in_fd_set(socket_t fd) {
     return fd >= 0 && fd < FD_SETSIZE;
 }
 
-Startup::Startup() {}
+// Writing to a pipe whose reader is gone raises SIGPIPE, which kills the
+// process by default; ignored, the write fails with EPIPE instead
+// [claim:closed-pipe-write-fails-epipe], and the chapter reports it (CPython
+// ignores SIGPIPE at start-up too, in Python/pylifecycle.c: read, not run).
+// Sockets do not rely on this: their sends use MSG_NOSIGNAL (send_flags).
+Startup::Startup() {
+    std::signal(SIGPIPE, SIG_IGN);
+}
 Startup::~Startup() {}
 
 #endif

@@ -123,7 +123,8 @@ bool fits_in_fd_set(socket_t fd);
 std::string address_text(const sockaddr* addr);
 
 // WSAStartup()/WSACleanup() on Windows; also puts stdout in binary mode there,
-// so the bytes we copy from the socket reach it unchanged. Nothing on POSIX.
+// so the bytes we copy from the socket reach it unchanged. On POSIX: ignore
+// SIGPIPE, so a write to a closed stdout pipe fails with EPIPE.
 struct Startup {
     Startup();
     ~Startup();

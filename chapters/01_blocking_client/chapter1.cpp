@@ -19,6 +19,7 @@
 
 #include "chapter.h"
 #include "platform.h"
+#include "response.h"
 #include "trace.h"
 
 #include <chrono>
@@ -65,15 +66,14 @@ net::Socket connect_to_host(const Options& options) {
         // about these options and Python's settimeout). A recv that waited
         // that long fails with EAGAIN, WSAETIMEDOUT on Windows
         // [claim:rcvtimeo-bounds-recv].
-        traced(net::set_timeout_option(sock.get(), SO_RCVTIMEO, options.timeout), "setsockopt",
-               sock.get(), "SO_RCVTIMEO", seconds_text(options.timeout));
+        double rcvtimeo = 0, sndtimeo = 0;  // what the socket has now: no timeout
+        chapter::set_wait_limit(options, sock.get(), SO_RCVTIMEO, rcvtimeo);
         // On Linux SO_SNDTIMEO bounds a blocking connect too, which then fails
         // with EINPROGRESS [claim:linux-sndtimeo-bounds-connect]. Windows
         // ignores it for connect [claim:windows-sndtimeo-does-not-bound-connect]
         // and waits for its own TCP retries; chapter 3 bounds connect the
         // portable way.
-        traced(net::set_timeout_option(sock.get(), SO_SNDTIMEO, options.timeout), "setsockopt",
-               sock.get(), "SO_SNDTIMEO", seconds_text(options.timeout));
+        chapter::set_wait_limit(options, sock.get(), SO_SNDTIMEO, sndtimeo);
 
         narrate(options, "trying %s", where.c_str());
         // connect() sends a SYN and sleeps until the SYN-ACK (connected), an
@@ -87,10 +87,11 @@ net::Socket connect_to_host(const Options& options) {
             return sock;
         }
         int err = net::last_error();
+        if (net::is_in_progress(err) || net::is_timed_out(err)) chapter::check_max_time(options);
         if (net::is_in_progress(err) || net::is_timed_out(err))
             last_failure =
-                Failure("connect " + where, "no answer within " + seconds_text(options.timeout) +
-                                                " (" + net::error_name(err) + ")");
+                Failure("connect " + where, "no answer within " + seconds_text(sndtimeo) + " (" +
+                                                net::error_name(err) + ")");
         else
             last_failure = Failure("connect " + where, err);
         narrate(options, "%s", last_failure.what());
@@ -129,43 +130,58 @@ void send_all(const Options& options, net::socket_t fd, const std::string& data)
     narrate(options, "sent %zu bytes: %s", sent, data.substr(0, data.find('\r')).c_str());
 }
 
-// Step 3 - receive until the server closes.
+// Step 3 - receive the whole response.
 //
 // Python: data = sock.recv(4096). The tutorial stops after one recv, but one
 // recv returns whatever has arrived so far, as soon as anything has arrived,
-// not a whole response [claim:blocking-recv-returns-what-is-there]. The end
-// of the response is when recv returns 0: the server's FIN, its "no more
-// data" [claim:recv-zero-at-eof]. So we loop until then, copying each piece
-// to stdout at once: memory stays at one buffer, whatever the size.
-std::uint64_t receive_until_eof(const Options& options, net::socket_t fd) {
+// not a whole response [claim:blocking-recv-returns-what-is-there]. A response
+// larger than one buffer, or one that comes in pieces, is cut short.
+//
+// So we loop, copying each piece to stdout at once (memory stays at one
+// buffer, whatever the size), until the response says it is complete. Only
+// the response knows its length: a Content-Length header, a chunked body
+// whose last chunk has size 0, or, when it has neither, the server's FIN,
+// when recv returns 0 [claim:recv-zero-at-eof]. chapter::ResponseReader
+// (common/response.h) follows that framing as the bytes stream past. A FIN
+// before the promised end is a truncated response, and we say so: exit 0
+// means the whole response arrived, not just "the connection ended".
+void receive_response(const Options& options, net::socket_t fd, double& rcvtimeo) {
     static char buffer[64 * 1024];  // chapter 3 measures which size is best
-    std::uint64_t received = 0, calls = 0;
+    chapter::ResponseReader response;
+    std::uint64_t calls = 0;
     auto start = std::chrono::steady_clock::now();
-    for (;;) {
+    while (!response.complete()) {
+        // SO_RCVTIMEO is --timeout; near --max-time, the time that is left.
+        chapter::set_wait_limit(options, fd, SO_RCVTIMEO, rcvtimeo);
         long n = traced(::recv(fd, buffer, sizeof buffer, 0), "recv", fd, sizeof buffer);
         if (n > 0) {
-            if (received == 0)
+            if (calls++ == 0)
                 narrate(options, "first bytes after %.3f s", chapter::seconds_since(start));
             chapter::write_stdout(buffer, static_cast<std::size_t>(n));
-            received += static_cast<std::uint64_t>(n);
-            ++calls;
+            response.take(buffer, static_cast<std::size_t>(n));
             continue;
         }
-        if (n == 0) break;  // the server's FIN: the response is complete
+        if (n == 0) {  // the server's FIN: complete only if the response ends there
+            narrate(options, "recv returned 0: the server closed the connection");
+            response.at_eof();
+            break;
+        }
         int err = net::last_error();
         if (net::is_interrupted(err)) continue;
-        if (net::is_timed_out(err))
-            throw Failure("recv", "no data for " + seconds_text(options.timeout) +
+        if (net::is_timed_out(err)) {
+            chapter::check_max_time(options);
+            throw Failure("recv", "no data for " + seconds_text(rcvtimeo) +
                                       " (SO_RCVTIMEO expired: " + net::error_name(err) + ")");
+        }
         // ECONNRESET: the server aborted the connection with an RST
         // [claim:recv-after-rst-fails-econnreset]. Bytes that came before it
         // are already on stdout.
         throw Failure("recv", err);
     }
-    if (received == 0) throw Failure("recv", "the server closed the connection without answering");
-    narrate(options, "recv returned 0: the server closed; %llu bytes in %llu recv calls",
-            static_cast<unsigned long long>(received), static_cast<unsigned long long>(calls));
-    return received;
+    narrate(options, "%s (%s); %llu bytes in %llu recv calls", response.how_it_ended().c_str(),
+            response.status_line().empty() ? "no status line" : response.status_line().c_str(),
+            static_cast<unsigned long long>(response.bytes_taken()),
+            static_cast<unsigned long long>(calls));
 }
 
 }  // namespace
@@ -180,7 +196,8 @@ int main(int argc, char** argv) {
         auto server = chapter::start_builtin_server(options);  // only without HOST
         net::Socket sock = connect_to_host(options);
         send_all(options, sock.get(), chapter::http_request(options));
-        receive_until_eof(options, sock.get());
+        double rcvtimeo = -1;  // SO_RCVTIMEO, set again before the first recv
+        receive_response(options, sock.get(), rcvtimeo);
 
         // Step 4 - close. Python: sock.close(). It releases the descriptor;
         // the kernel still delivers anything queued and ends the connection

@@ -25,6 +25,7 @@
 
 #include "chapter.h"
 #include "platform.h"
+#include "response.h"
 #include "trace.h"
 
 #include <chrono>
@@ -73,10 +74,11 @@ struct Outcome {
     std::string first_recv;          // what the first recv call did
     double first_data_after = -1;    // seconds from the request to the first byte
     std::uint64_t failed_tries = 0;  // nonblocking: recv calls that found nothing
+    std::string ending;              // how the response ended (ResponseReader)
     std::optional<Failure> failure;
 };
 
-Clock::time_point deadline_after(double seconds) {
+Clock::time_point deadline_after(double seconds) {  // for the watchdog
     return Clock::now() +
            std::chrono::duration_cast<Clock::duration>(std::chrono::duration<double>(seconds));
 }
@@ -189,10 +191,11 @@ void set_mode(const Options& options, net::socket_t fd, Mode mode) {
         // A timeval on POSIX, a DWORD of milliseconds on Windows; getsockopt
         // reads back what was set [claim:timeout-option-reads-back], and 0
         // means no timeout at all [claim:zero-rcvtimeo-means-no-timeout].
+        double limit = chapter::wait_limit(options);  // --timeout, or less near --max-time
         for (int option : {SO_RCVTIMEO, SO_SNDTIMEO})
-            if (traced(net::set_timeout_option(fd, option, options.timeout), "setsockopt", fd,
+            if (traced(net::set_timeout_option(fd, option, limit), "setsockopt", fd,
                        option == SO_RCVTIMEO ? "SO_RCVTIMEO" : "SO_SNDTIMEO",
-                       chapter::seconds_text(options.timeout)) != 0)
+                       chapter::seconds_text(limit)) != 0)
                 throw Failure("setsockopt", net::last_error());
     }
 }
@@ -208,20 +211,24 @@ void set_mode(const Options& options, net::socket_t fd, Mode mode) {
 std::optional<Failure> connect_in_mode(const Options& options, net::socket_t fd, Mode mode,
                                        const addrinfo* address, Watchdog& watchdog) {
     std::string where = net::address_text(address->ai_addr);
-    if (mode == Mode::blocking) watchdog.arm(options.timeout);
+    if (mode == Mode::blocking) watchdog.arm(chapter::wait_limit(options));
     int rc = traced(::connect(fd, address->ai_addr, static_cast<socklen_t>(address->ai_addrlen)),
                     "connect", fd, where);
     int err = net::last_error();
     watchdog.disarm();
     if (rc == 0) return std::nullopt;
-    if (watchdog.fired() || (mode == Mode::timeout && net::is_in_progress(err)))
+    bool timed_out = watchdog.fired() || (mode == Mode::timeout && net::is_in_progress(err));
+    if (timed_out) chapter::check_max_time(options);
+    if (timed_out)
         return Failure("connect " + where,
                        "no answer within " + chapter::seconds_text(options.timeout));
     if (!net::is_in_progress(err)) return Failure("connect " + where, err);
 
-    if (!poll_until(fd, POLLOUT, deadline_after(options.timeout)))
+    if (!poll_until(fd, POLLOUT, chapter::wait_deadline(options))) {
+        chapter::check_max_time(options);
         return Failure("connect " + where,
                        "no answer within " + chapter::seconds_text(options.timeout));
+    }
     int so_error = 0;
     socklen_t length = sizeof so_error;
     if (::getsockopt(fd, SOL_SOCKET, SO_ERROR, reinterpret_cast<char*>(&so_error), &length) != 0)
@@ -234,7 +241,9 @@ std::optional<Failure> connect_in_mode(const Options& options, net::socket_t fd,
 // Steps 2 and 3 - send the request, receive until EOF, in the mode.
 
 // One send or recv, the way the mode does it. Returns what the call returned;
-// -1 with would_block/timed_out set when there was nothing to do in time.
+// -1 with err 0 when there was nothing to do in time. Each call may wait
+// --timeout (less near --max-time: chapter::wait_limit); in timeout mode
+// `kernel_timeout` is what SO_RCVTIMEO or SO_SNDTIMEO is set to now.
 struct CallResult {
     long n;
     int err;
@@ -242,12 +251,16 @@ struct CallResult {
 
 template <class Call>
 CallResult call_in_mode(const Options& options, Mode mode, net::socket_t fd, short events,
-                        Watchdog& watchdog, std::uint64_t& failed_tries, Call call) {
-    auto deadline = deadline_after(options.timeout);
+                        Watchdog& watchdog, std::uint64_t& failed_tries, double& kernel_timeout,
+                        Call call) {
+    auto deadline = chapter::wait_deadline(options);
     for (;;) {
         if (mode == Mode::deadline && !poll_until(fd, events, deadline))
             return {-1, 0};  // timed out: err 0
-        if (mode == Mode::blocking) watchdog.arm(options.timeout);
+        if (mode == Mode::blocking) watchdog.arm(chapter::wait_limit(options));
+        if (mode == Mode::timeout)
+            chapter::set_wait_limit(options, fd, events == POLLIN ? SO_RCVTIMEO : SO_SNDTIMEO,
+                                    kernel_timeout);
         long n = call();
         int err = net::last_error();
         if (mode == Mode::blocking) watchdog.disarm();
@@ -266,6 +279,7 @@ CallResult call_in_mode(const Options& options, Mode mode, net::socket_t fd, sho
 }
 
 Failure timeout_failure(const char* call, const Options& options, Mode mode, int err) {
+    chapter::check_max_time(options);  // it was --max-time that ended the wait
     std::string how = mode == Mode::blocking      ? "the watchdog woke the call"
                       : mode == Mode::timeout     ? "SO_RCVTIMEO expired: " + net::error_name(err)
                       : mode == Mode::nonblocking ? "gave up retrying"
@@ -277,12 +291,15 @@ Failure timeout_failure(const char* call, const Options& options, Mode mode, int
 void send_all(const Options& options, Mode mode, net::socket_t fd, const std::string& data,
               Watchdog& watchdog) {
     std::uint64_t failed_tries = 0;
+    double sndtimeo = -1;  // timeout mode: set before the first send
     for (std::size_t sent = 0; sent < data.size();) {
-        CallResult r = call_in_mode(options, mode, fd, POLLOUT, watchdog, failed_tries, [&] {
-            return traced(::send(fd, data.data() + sent, static_cast<int>(data.size() - sent),
-                                 net::send_flags),
-                          "send", fd, data.size() - sent);
-        });
+        CallResult r =
+            call_in_mode(options, mode, fd, POLLOUT, watchdog, failed_tries, sndtimeo, [&] {
+                return traced(::send(fd, data.data() + sent, static_cast<int>(data.size() - sent),
+                                     net::send_flags),
+                              "send", fd, data.size() - sent);
+            });
+        if (r.n < 0 && (r.err == 0 || net::is_timed_out(r.err))) chapter::check_max_time(options);
         if (r.n < 0 && (r.err == 0 || net::is_timed_out(r.err)))
             throw Failure("send",
                           "the server took nothing for " + chapter::seconds_text(options.timeout));
@@ -299,14 +316,20 @@ void send_all(const Options& options, Mode mode, net::socket_t fd, const std::st
 // it fails after the timeout, with EAGAIN on POSIX and WSAETIMEDOUT on Windows
 // [claim:rcvtimeo-bounds-recv] (Microsoft documents that after WSAETIMEDOUT
 // the socket's state is indeterminate: do not reuse it).
-void receive_until_eof(const Options& options, Mode mode, net::socket_t fd, Watchdog& watchdog,
-                       Outcome& outcome, Clock::time_point request_sent) {
+//
+// In every mode we read until the response is complete, as chapter 1 does
+// (chapter::ResponseReader: its Content-Length, its last chunk, or the FIN).
+void receive_response(const Options& options, Mode mode, net::socket_t fd, Watchdog& watchdog,
+                      Outcome& outcome, Clock::time_point request_sent) {
     static char buffer[64 * 1024];
-    for (;;) {
+    chapter::ResponseReader response;
+    double rcvtimeo = -1;  // timeout mode: set before the first recv
+    while (!response.complete()) {
         auto start = Clock::now();
-        CallResult r = call_in_mode(options, mode, fd, POLLIN, watchdog, outcome.failed_tries, [&] {
-            return traced(::recv(fd, buffer, sizeof buffer, 0), "recv", fd, sizeof buffer);
-        });
+        CallResult r =
+            call_in_mode(options, mode, fd, POLLIN, watchdog, outcome.failed_tries, rcvtimeo, [&] {
+                return traced(::recv(fd, buffer, sizeof buffer, 0), "recv", fd, sizeof buffer);
+            });
         if (outcome.first_recv.empty()) {
             outcome.first_recv = r.n > 0
                                      ? "returned " + std::to_string(r.n) + " bytes after " +
@@ -321,13 +344,16 @@ void receive_until_eof(const Options& options, Mode mode, net::socket_t fd, Watc
         if (watchdog.fired() || (r.n < 0 && (r.err == 0 || net::is_timed_out(r.err))))
             throw timeout_failure("recv", options, mode, r.err);
         if (r.n < 0) throw Failure("recv", r.err);
-        if (r.n == 0) break;  // the server's FIN
+        if (r.n == 0) {  // the server's FIN: complete only if the response ends there
+            response.at_eof();
+            break;
+        }
         if (outcome.bytes == 0) outcome.first_data_after = chapter::seconds_since(request_sent);
         chapter::write_stdout(buffer, static_cast<std::size_t>(r.n));
         outcome.bytes += static_cast<std::uint64_t>(r.n);
+        response.take(buffer, static_cast<std::size_t>(r.n));
     }
-    if (outcome.bytes == 0)
-        throw Failure("recv", "the server closed the connection without answering");
+    outcome.ending = response.how_it_ended();
 }
 
 // ---------------------------------------------------------------------------
@@ -356,13 +382,13 @@ Outcome fetch(const Options& options, const ModeInfo& info) {
                 }
                 narrate(options, "connected to %s", net::address_text(address->ai_addr).c_str());
                 send_all(options, info.mode, sock.get(), chapter::http_request(options), watchdog);
-                receive_until_eof(options, info.mode, sock.get(), watchdog, outcome, Clock::now());
+                receive_response(options, info.mode, sock.get(), watchdog, outcome, Clock::now());
             } catch (const Failure&) {
                 if (watchdog.closed_socket()) sock.release();
                 throw;
             }
             narrate(options, "first recv: %s", outcome.first_recv.c_str());
-            narrate(options, "recv returned 0: the server closed; %llu bytes",
+            narrate(options, "%s; %llu bytes", outcome.ending.c_str(),
                     static_cast<unsigned long long>(outcome.bytes));
             net::socket_t fd = sock.release();
             traced(net::close_socket(fd), "close", fd);

@@ -9,7 +9,8 @@
 //   ----------------------------------------  ---------------------------------------------
 //   select(..., 0) in a loop: spins a core    select with the time left until the deadline:
 //                                             the thread sleeps until data comes
-//   one recv(4096): responses get cut short   recv until the server's FIN, streamed to stdout
+//   one recv(4096): responses get cut short   recv until the response is complete (its
+//                                             Content-Length, last chunk or FIN), streamed
 //   sendall on a non-blocking socket can      send loop that waits for writability
 //     fail half way (BlockingIOError)
 //   "a non-blocking connect does not help"    it is the portable way to bound a connect
@@ -22,6 +23,7 @@
 
 #include "chapter.h"
 #include "platform.h"
+#include "response.h"
 #include "trace.h"
 
 #include <atomic>
@@ -73,12 +75,6 @@ struct Progress {
 // Waiting with select().
 
 enum class Ready { yes, timed_out, failed };
-
-// One deadline per wait: "timeout seconds from now".
-Clock::time_point deadline_after(double seconds) {
-    return Clock::now() +
-           std::chrono::duration_cast<Clock::duration>(std::chrono::duration<double>(seconds));
-}
 
 // Wait until `fd` is readable (or writable), or the deadline passes.
 //
@@ -158,7 +154,9 @@ std::optional<Failure> connect_within_timeout(const Options& options, net::socke
     int err = net::last_error();
     if (!net::is_in_progress(err)) return Failure("connect " + where, err);
 
-    Ready ready = wait_until(fd, true, deadline_after(options.timeout));
+    // Each wait lasts --timeout at most (less near --max-time: chapter::wait_deadline).
+    Ready ready = wait_until(fd, true, chapter::wait_deadline(options));
+    if (ready == Ready::timed_out) chapter::check_max_time(options);
     if (ready == Ready::timed_out)
         return Failure("connect " + where,
                        "no answer within " + chapter::seconds_text(options.timeout));
@@ -233,62 +231,72 @@ void send_all(const Options& options, net::socket_t fd, const std::string& data)
         int err = net::last_error();
         if (net::is_interrupted(err)) continue;
         if (!net::is_would_block(err)) throw Failure("send", err);
-        auto deadline = deadline_after(options.timeout);
-        if (wait_until(fd, true, deadline) == Ready::timed_out)
+        if (wait_until(fd, true, chapter::wait_deadline(options)) == Ready::timed_out) {
+            chapter::check_max_time(options);
             throw Failure("send", "the server accepted nothing for " +
                                       chapter::seconds_text(options.timeout));
+        }
     }
     narrate(options, "sent %zu bytes: %s", sent, data.substr(0, data.find('\r')).c_str());
 }
 
 // ---------------------------------------------------------------------------
-// Step 3 - wait for data and read it, until the server closes.
+// Step 3 - wait for data and read the whole response.
 
 // The tutorial waits for select to report the socket readable, then calls
-// recv(4096) once. Here we call recv first and wait only when it would block:
-// a non-blocking recv on an empty socket fails at once with EWOULDBLOCK
-// [claim:nonblocking-recv-would-block], and that is the moment to sleep in
-// select until data comes. select also reports readable at EOF, when the
-// server has closed; recv then returns 0 [claim:select-readable-at-eof].
-std::uint64_t receive_until_eof(const Options& options, net::socket_t fd, std::size_t buffer_size,
-                                Progress& progress) {
+// recv(4096) once: a longer response is cut short. Here we call recv first
+// and wait only when it would block: a non-blocking recv on an empty socket
+// fails at once with EWOULDBLOCK [claim:nonblocking-recv-would-block], and
+// that is the moment to sleep in select until data comes. We read until the
+// response is complete (chapter::ResponseReader, common/response.h: its
+// Content-Length, its last chunk, or the server's FIN, as chapter 1
+// explains). select also reports readable at EOF, when the server has
+// closed; recv then returns 0 [claim:select-readable-at-eof].
+void receive_response(const Options& options, net::socket_t fd, std::size_t buffer_size,
+                      Progress& progress) {
     std::vector<char> buffer(buffer_size);
-    std::uint64_t received = 0, recv_calls = 0, waits = 0, spins = 0;
+    chapter::ResponseReader response;
+    std::uint64_t recv_calls = 0, waits = 0, spins = 0;
     auto start = Clock::now();
-    for (;;) {
+    while (!response.complete()) {
         long n = traced(::recv(fd, buffer.data(), static_cast<int>(buffer.size()), 0), "recv", fd,
                         buffer.size());
         ++recv_calls;
         if (n > 0) {
-            if (received == 0)
+            if (response.bytes_taken() == 0)
                 narrate(options, "first bytes after %.3f s", chapter::seconds_since(start));
             chapter::write_stdout(buffer.data(), static_cast<std::size_t>(n));
-            received += static_cast<std::uint64_t>(n);
-            progress.bytes = received;
+            response.take(buffer.data(), static_cast<std::size_t>(n));
+            progress.bytes = response.bytes_taken();
             continue;
         }
-        if (n == 0) break;  // the server's FIN
+        if (n == 0) {  // the server's FIN: complete only if the response ends there
+            narrate(options, "recv returned 0: the server closed the connection");
+            response.at_eof();
+            break;
+        }
         int err = net::last_error();
         if (net::is_interrupted(err)) continue;
         if (!net::is_would_block(err)) throw Failure("recv", err);
 
         // Nothing to read yet: wait, at most --timeout seconds of silence.
         ++waits;
-        auto deadline = deadline_after(options.timeout);
+        auto deadline = chapter::wait_deadline(options);
         Ready ready = busy_wait ? busy_wait_until_readable(fd, deadline, spins)
                                 : wait_until(fd, false, deadline);
-        if (ready == Ready::timed_out)
+        if (ready == Ready::timed_out) {
+            chapter::check_max_time(options);
             throw Failure("recv", "no data for " + chapter::seconds_text(options.timeout));
+        }
     }
-    if (received == 0) throw Failure("recv", "the server closed the connection without answering");
-    narrate(options,
-            "recv returned 0: the server closed; %llu bytes in %llu recv calls, %llu waits",
-            static_cast<unsigned long long>(received), static_cast<unsigned long long>(recv_calls),
-            static_cast<unsigned long long>(waits));
+    narrate(options, "%s (%s); %llu bytes in %llu recv calls, %llu waits",
+            response.how_it_ended().c_str(),
+            response.status_line().empty() ? "no status line" : response.status_line().c_str(),
+            static_cast<unsigned long long>(response.bytes_taken()),
+            static_cast<unsigned long long>(recv_calls), static_cast<unsigned long long>(waits));
     if (busy_wait)
         narrate(options, "--busy-wait: select() was called %llu times while waiting",
                 static_cast<unsigned long long>(spins));
-    return received;
 }
 
 // ---------------------------------------------------------------------------
@@ -298,7 +306,7 @@ void socket_thread(const Options& options, std::size_t buffer_size, Progress& pr
     try {
         net::Socket sock = connect_to_host(options);
         send_all(options, sock.get(), chapter::http_request(options));
-        receive_until_eof(options, sock.get(), buffer_size, progress);
+        receive_response(options, sock.get(), buffer_size, progress);
 
         // Step 4 - shut down and close. The tutorial calls shutdown(SHUT_RD)
         // and says it disallows "further ends"; SHUT_RD only stops further

@@ -12,22 +12,32 @@
 // chapter ends the same connection in six ways (--close MODE) and, because the
 // lab server runs in this process, narrates what the other side saw.
 //
+// clang-format off
 //   mode      what this client does                          what the server sees
-//   --------  ---------------------------------------------  -------------------------------------
-//   half      send, shutdown(SHUT_WR), read to EOF, close    our FIN after the request: recv 0
-//   none      send, read, never shut down                    nothing: it waits for more request
-//   rd        shutdown(SHUT_RD), recv, send, SHUT_WR, close   nothing of the SHUT_RD; our FIN later
-//   rdwr      send, shutdown(SHUT_RDWR), close               our FIN; its answer meets a closed
-//   socket linger0   send, SO_LINGER {on, 0}, close                 an RST: "connection reset"
+//   --------  ---------------------------------------------  ---------------------------------
+//   none      send, read the whole response, close           our FIN after its answer
+//   half      send, shutdown(SHUT_WR), read, close           our FIN right after the request
+//   rd        shutdown(SHUT_RD), recv, send, SHUT_WR, close  nothing of the SHUT_RD; our FIN
+//   rdwr      send, shutdown(SHUT_RDWR), close               our FIN; its answer meets a
+//                                                            socket that takes nothing more
+//   linger0   send, SO_LINGER {on, 0}, close                 an RST: "connection reset"
 //   unread    send, close with the answer unread             an RST: "connection reset"
+// clang-format on
 //
-// Run it:  make chapter4 && ./chapter4                 (half-close against the echo server)
-//          ./chapter4 --close none --timeout 1         (the echo never ends: why half-close
-//          matters)
+// `none` is the default: it is what HTTP clients do (curl, browsers, Python's
+// http.client), and the only one that gets a whole answer from every web
+// server. `half` is right for protocols that read the request until EOF (an
+// echo server, many simple line protocols), but many HTTP servers, nginx
+// among them, take a FIN as the client giving up and stop sending.
+//
+// Run it:  make chapter4 && ./chapter4                        (the HTTP way: no shutdown)
+//          ./chapter4 --scenario echo --close half           (an echo needs our FIN)
+//          ./chapter4 --scenario echo --close none --timeout 1  (...or it never ends)
 //          ./chapter4 --close linger0
 
 #include "chapter.h"
 #include "platform.h"
+#include "response.h"
 #include "trace.h"
 
 #include <cstdint>
@@ -40,17 +50,18 @@ using chapter::Options;
 
 namespace {
 
-std::string close_mode = "half";  // --close
+std::string close_mode = "none";  // --close
 
 const chapter::Program program = {
     "chapter4",
     "Chapter 4: shutdown and close (half-close, SHUT_RD, SHUT_RDWR, SO_LINGER, RST).",
-    "echo",
-    {{"close", "MODE", "half (default), none, rd, rdwr, linger0 or unread", &close_mode, nullptr}}};
+    "hello",
+    {{"close", "MODE", "none (default), half, rd, rdwr, linger0 or unread", &close_mode, nullptr}}};
 
 // Connect as chapter 1 does: blocking, with SO_RCVTIMEO and SO_SNDTIMEO as
 // the limits on every wait (chapter 2 explains them).
 net::Socket connect_to_host(const Options& options) {
+    double rcvtimeo = -1, sndtimeo = -1;
     chapter::AddressList addresses = chapter::resolve(options);
     Failure last_failure("connect " + options.host, "no address to try");
     for (const addrinfo* address = addresses.get(); address; address = address->ai_next) {
@@ -59,10 +70,8 @@ net::Socket connect_to_host(const Options& options) {
                                 address->ai_family == AF_INET6 ? "AF_INET6" : "AF_INET"));
         if (!sock.valid()) throw Failure("socket", net::last_error());
         net::no_sigpipe(sock.get());
-        traced(net::set_timeout_option(sock.get(), SO_RCVTIMEO, options.timeout), "setsockopt",
-               sock.get(), "SO_RCVTIMEO", chapter::seconds_text(options.timeout));
-        traced(net::set_timeout_option(sock.get(), SO_SNDTIMEO, options.timeout), "setsockopt",
-               sock.get(), "SO_SNDTIMEO", chapter::seconds_text(options.timeout));
+        chapter::set_wait_limit(options, sock.get(), SO_RCVTIMEO, rcvtimeo);
+        chapter::set_wait_limit(options, sock.get(), SO_SNDTIMEO, sndtimeo);
         if (traced(::connect(sock.get(), address->ai_addr,
                              static_cast<socklen_t>(address->ai_addrlen)),
                    "connect", sock.get(), where) == 0) {
@@ -70,6 +79,7 @@ net::Socket connect_to_host(const Options& options) {
             return sock;
         }
         int err = net::last_error();
+        if (net::is_in_progress(err) || net::is_timed_out(err)) chapter::check_max_time(options);
         last_failure = net::is_in_progress(err) || net::is_timed_out(err)
                            ? Failure("connect " + where,
                                      "no answer within " + chapter::seconds_text(options.timeout))
@@ -90,32 +100,40 @@ void send_all(net::socket_t fd, const std::string& data) {
     }
 }
 
-// Read until the server's FIN (recv returns 0), copying to stdout. Returns the
-// byte count. A wait longer than --timeout is a failure, with a hint: the
-// usual reason is a server still waiting for our FIN.
-std::uint64_t receive_until_eof(const Options& options, net::socket_t fd) {
+// Read the whole response (chapter::ResponseReader, as in chapter 1: its
+// Content-Length, its last chunk, or the server's FIN), copying it to stdout.
+// A FIN before the end is a truncated response; `why` says what probably
+// caused it. A wait longer than --timeout is a failure, with a hint: the usual
+// reason is a server still waiting for our FIN.
+void receive_response(const Options& options, net::socket_t fd, const std::string& why) {
     static char buffer[64 * 1024];
-    std::uint64_t received = 0;
-    for (;;) {
+    chapter::ResponseReader response;
+    double rcvtimeo = -1;  // set before the first recv
+    while (!response.complete()) {
+        chapter::set_wait_limit(options, fd, SO_RCVTIMEO, rcvtimeo);
         long n = traced(::recv(fd, buffer, sizeof buffer, 0), "recv", fd, sizeof buffer);
         if (n > 0) {
             chapter::write_stdout(buffer, static_cast<std::size_t>(n));
-            received += static_cast<std::uint64_t>(n);
+            response.take(buffer, static_cast<std::size_t>(n));
             continue;
         }
-        if (n == 0) break;
+        if (n == 0) {
+            narrate(options, "recv returned 0: the server's FIN, after %llu bytes",
+                    static_cast<unsigned long long>(response.bytes_taken()));
+            response.at_eof(why);
+            break;
+        }
         int err = net::last_error();
         if (net::is_interrupted(err)) continue;
-        if (net::is_timed_out(err))
+        if (net::is_timed_out(err)) {
+            chapter::check_max_time(options);
             throw Failure("recv", "no data for " + chapter::seconds_text(options.timeout) +
-                                      " after " + std::to_string(received) +
+                                      " after " + std::to_string(response.bytes_taken()) +
                                       " bytes; the server may be waiting for our FIN");
+        }
         throw Failure("recv", err);
     }
-    if (received == 0) throw Failure("recv", "the server closed the connection without answering");
-    narrate(options, "recv returned 0: the server's FIN, after %llu bytes",
-            static_cast<unsigned long long>(received));
-    return received;
+    narrate(options, "%s", response.how_it_ended().c_str());
 }
 
 void close_traced(const Options& options, net::Socket& sock) {
@@ -127,31 +145,37 @@ void close_traced(const Options& options, net::Socket& sock) {
 // ---------------------------------------------------------------------------
 // The six endings.
 
+// none: send, read the whole response, close; no shutdown at all. This is
+// what HTTP clients do: the response says where it ends, so neither side
+// needs the other's FIN to know the exchange is over. Against the echo
+// server, which echoes until our FIN, it waits until --timeout.
+void end_none(const Options& options, net::Socket& sock) {
+    send_all(sock.get(), chapter::http_request(options));
+    narrate(options, "no shutdown: we read the response, then close");
+    receive_response(options, sock.get(), "the server closed early");
+    close_traced(options, sock);
+}
+
 // half: the request, then our FIN. shutdown(SHUT_WR) ("SD_SEND" on Windows)
 // sends a FIN after the data: the server's recv returns 0 and it knows the
 // request is complete, while we can still receive its answer
 // [claim:shut-wr-peer-reads-eof-and-can-still-send]. An echo server needs it
-// to finish; an HTTP/1.0 server reading until EOF would too.
+// to finish. An HTTP server may not answer in full: nginx takes the FIN as
+// the client giving up and stops sending; the reader then reports a
+// truncated response.
 void end_half(const Options& options, net::Socket& sock) {
     send_all(sock.get(), chapter::http_request(options));
     traced(::shutdown(sock.get(), net::shut_wr), "shutdown", sock.get(), "SHUT_WR");
     narrate(options, "shutdown(SHUT_WR): our FIN follows the request; we can still receive");
-    receive_until_eof(options, sock.get());
+    receive_response(options, sock.get(),
+                     "the server stopped after our FIN: many HTTP servers take a half-close as "
+                     "the client giving up; try --close none");
     close_traced(options, sock);
     // We sent the first FIN: we are the "active closer", and this side of the
     // connection stays in TIME_WAIT for a while after close
     // [claim:active-closer-ends-in-time-wait], so late packets of this
     // connection cannot be mistaken for a new one on the same ports.
     narrate(options, "our FIN went first: this side now waits in TIME_WAIT");
-}
-
-// none: never shut down. The echo server echoes the request and waits for
-// more, forever; only our timeout ends it.
-void end_none(const Options& options, net::Socket& sock) {
-    send_all(sock.get(), chapter::http_request(options));
-    narrate(options, "no shutdown: the server cannot know the request is complete");
-    receive_until_eof(options, sock.get());
-    close_traced(options, sock);
 }
 
 // rd: shutdown(SHUT_RD) ("SD_RECEIVE") stops *our* receiving and sends

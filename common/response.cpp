@@ -1,0 +1,285 @@
+// response.cpp - following an HTTP response as it streams past (response.h).
+#include "response.h"
+
+#include "chapter.h"
+
+#include <algorithm>
+#include <cctype>
+#include <cstdio>
+
+namespace chapter {
+
+namespace {
+
+constexpr std::uint64_t max_head_size = 64 * 1024;  // status line + headers; more is refused
+constexpr std::size_t max_line_size = 8 * 1024;     // one header or chunk-size line
+
+std::string lower(std::string text) {
+    for (char& c : text)
+        c = static_cast<char>(std::tolower(static_cast<unsigned char>(c)));
+    return text;
+}
+
+std::string trimmed(const std::string& text) {
+    std::size_t first = text.find_first_not_of(" \t");
+    if (first == std::string::npos) return "";
+    return text.substr(first, text.find_last_not_of(" \t") - first + 1);
+}
+
+// "1234" -> 1234; false for anything but 1 to 18 decimal digits.
+bool parse_decimal(const std::string& text, std::uint64_t& value) {
+    if (text.empty() || text.size() > 18) return false;
+    value = 0;
+    for (char c : text) {
+        if (c < '0' || c > '9') return false;
+        value = value * 10 + static_cast<std::uint64_t>(c - '0');
+    }
+    return true;
+}
+
+// Control bytes in a malformed line, shown as \xNN, so an error line stays one line.
+std::string printable(const std::string& text) {
+    std::string shown;
+    for (unsigned char c : text.substr(0, 60)) {
+        if (c >= 0x20 && c < 0x7f) {
+            shown += static_cast<char>(c);
+        } else {
+            char hex[8];
+            std::snprintf(hex, sizeof hex, "\\x%02x", c);
+            shown += hex;
+        }
+    }
+    return text.size() > 60 ? shown + "..." : shown;
+}
+
+}  // namespace
+
+void ResponseReader::malformed(const std::string& what) const {
+    throw Failure("response malformed", what);
+}
+
+bool ResponseReader::take_line_byte(char c) {
+    if (c == '\n') {
+        if (!line_.empty() && line_.back() == '\r') line_.pop_back();
+        return true;
+    }
+    if (line_.size() >= max_line_size)
+        malformed("a line over " + std::to_string(max_line_size) + " bytes: " + printable(line_));
+    line_ += c;
+    return false;
+}
+
+void ResponseReader::take(const char* data, std::size_t size) {
+    std::size_t at = 0;
+    while (at < size) {
+        switch (state_) {
+            case State::start: {
+                // A response starts with "HTTP/". Anything else is an answer
+                // with no status line (HTTP/0.9, or an echo): all of it is
+                // body, up to the server's FIN. Decided as soon as a byte
+                // differs from "HTTP/", or after five bytes.
+                static const std::string prefix = "HTTP/";
+                line_ += data[at++];
+                ++bytes_taken_;
+                if (prefix.compare(0, line_.size(), line_) != 0) {
+                    state_ = State::until_eof;
+                    ending_ = Ending::no_status_line;
+                    body_bytes_ += line_.size();
+                    line_.clear();
+                } else if (line_.size() == prefix.size()) {
+                    state_ = State::head;
+                    head_bytes_ = line_.size();
+                }
+                break;
+            }
+            case State::head:
+            case State::trailers: {
+                char c = data[at++];
+                ++bytes_taken_;
+                if (++head_bytes_ > max_head_size)
+                    malformed("status line and headers over " + std::to_string(max_head_size) +
+                              " bytes");
+                if (!take_line_byte(c)) break;
+                std::string line;
+                line.swap(line_);
+                if (state_ == State::trailers) {
+                    if (line.empty()) state_ = State::done;  // trailer fields are ignored
+                } else if (line.empty()) {
+                    end_of_head();
+                } else {
+                    head_line(line);
+                }
+                break;
+            }
+            case State::body_by_length:
+            case State::chunk_data: {
+                std::uint64_t n = std::min<std::uint64_t>(left_, size - at);
+                at += static_cast<std::size_t>(n);
+                bytes_taken_ += n;
+                body_bytes_ += n;
+                left_ -= n;
+                if (left_ == 0)
+                    state_ = state_ == State::chunk_data ? State::chunk_end : State::done;
+                break;
+            }
+            case State::chunk_size:
+            case State::chunk_end: {
+                ++bytes_taken_;
+                if (!take_line_byte(data[at++])) break;
+                std::string line;
+                line.swap(line_);
+                if (state_ == State::chunk_size) {
+                    chunk_size_line(line);
+                } else if (!line.empty()) {
+                    malformed("chunk " + std::to_string(chunks_) +
+                              " is longer than its size line said");
+                } else {
+                    state_ = State::chunk_size;
+                }
+                break;
+            }
+            case State::until_eof:
+                body_bytes_ += size - at;
+                bytes_taken_ += size - at;
+                at = size;
+                break;
+            case State::done:
+                throw Failure("response too long",
+                              std::to_string(size - at) +
+                                  " more bytes after the end of the response (" + how_it_ended() +
+                                  ")");
+        }
+    }
+}
+
+// "HTTP/1.1 200 OK" first, then "Name: value" lines.
+void ResponseReader::head_line(const std::string& line) {
+    if (status_ == 0) {
+        // HTTP/1.1 SP 3DIGIT SP reason
+        if (line.size() < 12 || line[8] != ' ' ||
+            !std::isdigit(static_cast<unsigned char>(line[9])) ||
+            !std::isdigit(static_cast<unsigned char>(line[10])) ||
+            !std::isdigit(static_cast<unsigned char>(line[11])) || line[9] == '0')
+            malformed("status line '" + printable(line) + "'");
+        status_ = std::stoi(line.substr(9, 3));
+        status_line_ = line;
+        return;
+    }
+    std::size_t colon = line.find(':');
+    if (colon == std::string::npos || colon == 0)
+        malformed("header line '" + printable(line) + "'");
+    std::string name = lower(line.substr(0, colon));
+    std::string value = trimmed(line.substr(colon + 1));
+    if (name == "content-length") {
+        std::uint64_t length = 0;
+        if (!parse_decimal(value, length))
+            malformed("Content-Length '" + printable(value) + "' is not a number of bytes");
+        if (has_length_ && length != content_length_)
+            malformed("two different Content-Length headers");
+        has_length_ = true;
+        content_length_ = length;
+    } else if (name == "transfer-encoding") {
+        // The last coding decides: "gzip, chunked" is chunked.
+        std::string codings = lower(value);
+        std::size_t comma = codings.rfind(',');
+        chunked_ =
+            trimmed(comma == std::string::npos ? codings : codings.substr(comma + 1)) == "chunked";
+    }
+}
+
+void ResponseReader::end_of_head() {
+    if (status_ >= 100 && status_ < 200) {
+        // An interim response (100 Continue, 103 Early Hints): the real one follows.
+        status_ = 0;
+        state_ = State::start;
+        return;
+    }
+    if (status_ == 204 || status_ == 304) {
+        state_ = State::done;
+        ending_ = Ending::no_body;
+    } else if (chunked_) {  // chunked wins over Content-Length (RFC 9112, 6.3)
+        state_ = State::chunk_size;
+        ending_ = Ending::chunks;
+    } else if (has_length_) {
+        left_ = content_length_;
+        state_ = content_length_ == 0 ? State::done : State::body_by_length;
+        ending_ = Ending::length;
+    } else {
+        state_ = State::until_eof;
+        ending_ = Ending::eof;
+    }
+}
+
+// "1a2f" or "1a2f;name=value": the size of the next chunk, in hex.
+void ResponseReader::chunk_size_line(const std::string& line) {
+    std::size_t digits = 0;
+    std::uint64_t chunk = 0;
+    while (digits < line.size() && std::isxdigit(static_cast<unsigned char>(line[digits]))) {
+        if (digits == 15) malformed("chunk size '" + printable(line) + "' is too large");
+        char c = static_cast<char>(std::tolower(static_cast<unsigned char>(line[digits])));
+        chunk = chunk * 16 + static_cast<std::uint64_t>(c <= '9' ? c - '0' : c - 'a' + 10);
+        ++digits;
+    }
+    std::string rest = trimmed(line.substr(digits));
+    if (digits == 0 || (!rest.empty() && rest[0] != ';'))
+        malformed("chunk size line '" + printable(line) + "' is not a hex number");
+    if (chunk == 0) {
+        state_ = State::trailers;
+        head_bytes_ = 0;
+        return;
+    }
+    ++chunks_;
+    left_ = chunk;
+    state_ = State::chunk_data;
+}
+
+void ResponseReader::at_eof(const std::string& why) {
+    switch (state_) {
+        case State::done:
+            return;
+        case State::until_eof:
+            state_ = State::done;
+            return;
+        case State::start:
+            if (bytes_taken_ == 0)
+                throw Failure("recv", "the server closed the connection without answering");
+            [[fallthrough]];
+        case State::head:
+            throw Failure("response truncated",
+                          "the server closed after " + std::to_string(bytes_taken_) +
+                              " bytes, before the end of the headers (" + why + ")");
+        case State::body_by_length:
+            throw Failure("response truncated", std::to_string(body_bytes_) + " of " +
+                                                    std::to_string(content_length_) +
+                                                    " body bytes (" + why + ")");
+        default:  // in the chunks
+            throw Failure("response truncated", std::to_string(body_bytes_) + " body bytes in " +
+                                                    std::to_string(chunks_) +
+                                                    " chunks, and no last chunk (" + why + ")");
+    }
+}
+
+std::string ResponseReader::how_it_ended() const {
+    std::string body = std::to_string(body_bytes_) + " body bytes";
+    switch (ending_) {
+        case Ending::length:
+            return "the response ended at its Content-Length: " + body;
+        case Ending::chunks:
+            return "the response ended with its last chunk: " + body + " in " +
+                   std::to_string(chunks_) + " chunks";
+        case Ending::eof:
+            return "the response ended at the server's FIN (no Content-Length, not chunked): " +
+                   body;
+        case Ending::no_status_line:
+            return "the answer had no status line (HTTP/0.9 style) and ended at the server's "
+                   "FIN: " +
+                   std::to_string(body_bytes_) + " bytes";
+        case Ending::no_body:
+            return "the response has no body (status " + std::to_string(status_) + ")";
+        case Ending::none:
+            break;
+    }
+    return "the response is not complete: " + std::to_string(bytes_taken_) + " bytes so far";
+}
+
+}  // namespace chapter
