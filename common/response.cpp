@@ -143,11 +143,12 @@ void ResponseReader::take(const char* data, std::size_t size) {
                 bytes_taken_ += size - at;
                 at = size;
                 break;
-            case State::done:
+            case State::done: {
+                std::size_t extra = size - at;
                 throw Failure("response too long",
-                              std::to_string(size - at) +
-                                  " more bytes after the end of the response (" + how_it_ended() +
-                                  ")");
+                              std::to_string(extra) + (extra == 1 ? " more byte" : " more bytes") +
+                                  " after the end of the response (" + how_it_ended() + ")");
+            }
         }
     }
 }

@@ -16,6 +16,7 @@ import http.server
 import os
 import re
 import select
+import shutil
 import socket
 import subprocess
 import sys
@@ -182,6 +183,152 @@ def web_server(family, address, directory):
     return server
 
 
+def split_response(data):
+    """An HTTP/1.1 response -> (head, body), the body de-chunked if it was chunked."""
+    head, sep, rest = data.partition(b"\r\n\r\n")
+    expect(sep and head.startswith(b"HTTP/1.1 200 OK"), "not a 200 response: %r" % data[:120])
+    if b"\r\ntransfer-encoding: chunked" not in head.lower():
+        return head, rest
+    body = b""
+    while True:
+        size_line, _, rest = rest.partition(b"\r\n")
+        size = int(size_line.split(b";")[0], 16)
+        if size == 0:
+            return head, body
+        body += rest[:size]
+        expect(rest[size:size + 2] == b"\r\n", "no CRLF after a chunk")
+        rest = rest[size + 2:]
+
+
+def chunked_hello_response(cut=None):
+    """The lab server's `chunked` answer (common/labserver.cpp, chunked_response())."""
+    body = b"Hello from the lab server.\nYou asked for /\n"
+    out = (b"HTTP/1.1 200 OK\r\nContent-Type: text/plain\r\nTransfer-Encoding: chunked\r\n"
+           b"Connection: close\r\n\r\n")
+    at, size = 0, 1
+    while at < len(body):
+        chunk = min(size, len(body) - at)
+        out += b"%X%s\r\n" % (chunk, b";lab=first" if at == 0 else b"")
+        if cut is not None and at + chunk > cut:
+            return out + body[at:cut]
+        out += body[at:at + chunk] + b"\r\n"
+        at, size = at + chunk, size * 2
+    return out if cut is not None else out + b"0\r\nLab-Trailer: the end\r\n\r\n"
+
+
+def one_answer_server(answer):
+    """A listener on 127.0.0.1 that reads one request head, sends `answer` as it
+    is (malformed or not), and closes. Returns the port."""
+    listener = socket.socket()
+    listener.bind(("127.0.0.1", 0))
+    listener.listen(1)
+
+    def serve():
+        with listener:
+            listener.settimeout(30)
+            conn, _ = listener.accept()
+            with conn:
+                head = b""
+                while b"\r\n\r\n" not in head:
+                    piece = conn.recv(4096)
+                    if not piece:
+                        return
+                    head += piece
+                conn.sendall(answer)
+
+    threading.Thread(target=serve, daemon=True).start()
+    return listener.getsockname()[1]
+
+
+class Nginx:
+    """A real web server as a peer: nginx on loopback, started from a config in
+    a temp dir (no daemon, its own pid, logs and temp paths, IPv4 and IPv6),
+    serving the files given. `sendfile on`, as nginx is usually run; /slow/ is
+    rate-limited; /chunked/ goes through a filter that drops Content-Length, so
+    nginx answers with Transfer-Encoding: chunked."""
+
+    CONF = """daemon off;
+master_process off;
+worker_processes 1;
+pid {dir}/nginx.pid;
+error_log {dir}/error.log info;
+events {{ worker_connections 64; }}
+http {{
+    access_log {dir}/access.log;
+    client_body_temp_path {dir}/temp/body;
+    proxy_temp_path {dir}/temp/proxy;
+    fastcgi_temp_path {dir}/temp/fastcgi;
+    uwsgi_temp_path {dir}/temp/uwsgi;
+    scgi_temp_path {dir}/temp/scgi;
+    sendfile on;
+    default_type application/octet-stream;
+    server {{
+        listen 127.0.0.1:{port};
+        {listen6}
+        root {dir}/www;
+        location /slow/ {{ limit_rate {rate}; }}
+        location /chunked/ {{ sub_filter 'no such text' 'no such text'; sub_filter_types *; }}
+    }}
+}}
+"""
+
+    def __init__(self, files, rate="4m"):
+        binary = shutil.which("nginx") or ("/usr/sbin/nginx" if os.path.exists("/usr/sbin/nginx") else None)
+        if not binary:
+            if os.environ.get("CI") == "true":
+                raise Failed("nginx is not installed (.ci/run installs nginx-light)")
+            raise Skipped("nginx is not installed (apt-get install nginx-light)")
+        self.dir = tempfile.mkdtemp(prefix="e2e-nginx-")
+        for sub in ("www/slow", "www/chunked", "temp"):
+            os.makedirs(os.path.join(self.dir, sub))
+        for name, content in files.items():
+            for sub in ("www", "www/slow", "www/chunked"):
+                with open(os.path.join(self.dir, sub, name), "wb") as f:
+                    f.write(content)
+        self.port = unused_port()
+        try:
+            socket.socket(socket.AF_INET6).bind(("::1", 0))
+            listen6 = "listen [::1]:%d;" % self.port
+        except OSError:
+            listen6 = ""
+        self.ipv6 = bool(listen6)
+        with open(os.path.join(self.dir, "nginx.conf"), "w") as f:
+            f.write(self.CONF.format(dir=self.dir, port=self.port, listen6=listen6, rate=rate))
+        self.proc = subprocess.Popen(
+            [binary, "-p", self.dir, "-c", os.path.join(self.dir, "nginx.conf"), "-e", os.path.join(self.dir, "error.log")],
+            stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
+        deadline = time.monotonic() + 10
+        while True:
+            try:
+                socket.create_connection(("127.0.0.1", self.port), timeout=1).close()
+                break
+            except OSError:
+                if self.proc.poll() is not None or time.monotonic() > deadline:
+                    self.stop()
+                    raise Failed("nginx did not start: %s" % self.proc.stderr.read().decode(errors="replace"))
+                time.sleep(0.05)
+
+    def error_log(self):
+        with open(os.path.join(self.dir, "error.log"), errors="replace") as f:
+            return f.read()
+
+    def stop(self):
+        if self.proc.poll() is None:
+            self.proc.terminate()
+            try:
+                self.proc.wait(10)
+            except subprocess.TimeoutExpired:
+                self.proc.kill()
+                self.proc.wait()
+        shutil.rmtree(self.dir, ignore_errors=True)
+
+    def __enter__(self):
+        return self
+
+    def __exit__(self, *exc):
+        self.stop()
+
+
 def raw_fetch(family, address, port, request):
     with socket.socket(family, socket.SOCK_STREAM) as s:
         s.settimeout(10)
@@ -223,9 +370,8 @@ def check_failure(ctx, program, args, pattern, bound):
 # modes without --mode, so the generic cases exercise one; chapter2_cases()
 # covers every mode.
 BASE_ARGS = {"chapter2": ["--mode", "deadline"]}
-# The generic cases that rely on the default scenario expect `hello`;
-# chapter 4's default is `echo`.
-DEFAULT_SCENARIO = {"chapter4": ["--scenario", "hello"]}
+# The generic cases that rely on the default scenario expect `hello`.
+DEFAULT_SCENARIO = {}
 
 
 def chapter_cases(program):
@@ -248,7 +394,7 @@ def chapter_cases(program):
     @case(program + ":trace")
     def trace(ctx):
         run = check_fetch(ctx, program, base + default + ["--trace", "--quiet"], hello_response())
-        for call in (r"socket\(", r"connect\(\d+, 127\.0\.0\.1:\d+\) = ", r"send\(\d+, 60\) = 60", r"recv\(\d+, \d+\) = 0", r"close\("):
+        for call in (r"socket\(", r"connect\(\d+, 127\.0\.0\.1:\d+\) = ", r"send\(\d+, 60\) = 60", r"recv\(\d+, \d+\) = 127", r"close\("):
             expect(re.search(call, run.stderr), "no trace line for %s in:\n%s" % (call, run.stderr))
 
     @case(program + ":slow")
@@ -336,6 +482,120 @@ def chapter_cases(program):
             proc.kill()
             proc.wait()
 
+    # ---- where the response ends (common/response.h)
+
+    @case(program + ":ends-at-content-length")
+    def ends_at_content_length(ctx):
+        run = check_fetch(ctx, program, base + default, hello_response())
+        expect("ended at its Content-Length: 43 body bytes" in run.stderr, "narration:\n" + run.stderr)
+
+    @case(program + ":chunked")
+    def chunked(ctx):
+        run = check_fetch(ctx, program, base + ["--scenario", "chunked"], chunked_hello_response())
+        expect("ended with its last chunk: 43 body bytes in 6 chunks" in run.stderr, "narration:\n" + run.stderr)
+
+    @case(program + ":chunked-cut")
+    def chunked_cut(ctx):
+        run = check_failure(ctx, program, base + ["--scenario", "chunked:10"],
+                            r"^%s: response truncated: 10 body bytes in 4 chunks, and no last chunk \(the server closed early\)$" % program, 3)
+        expect(run.stdout == chunked_hello_response(10), "stdout %r" % run.stdout[-80:])
+
+    @case(program + ":truncate")
+    def truncate(ctx):
+        run = check_failure(ctx, program, base + ["--scenario", "truncate"],
+                            r"^%s: response truncated: 1000 of 1048576 body bytes \(the server closed early\)$" % program, 3)
+        head = big_response(1)[:-1024 * 1024]
+        expect(run.stdout == head + big_body(1)[:1000], "stdout: %d bytes, expected every byte received (%d)" % (len(run.stdout), len(head) + 1000))
+
+    def answer_case(name, answer, pattern):
+        def check(ctx):
+            port = one_answer_server(answer)
+            run = check_failure(ctx, program, base + ["127.0.0.1", str(port)], pattern % program, 3)
+            expect(run.stdout == answer, "stdout %r, expected every byte received" % run.stdout[:200])
+        case(program + ":" + name)(check)
+
+    answer_case("too-long", b"HTTP/1.1 200 OK\r\nContent-Length: 5\r\n\r\nhelloEXTRA",
+                r"^%s: response too long: 5 more bytes after the end of the response \(the response ended at its Content-Length: 5 body bytes\)$")
+    answer_case("bad-content-length", b"HTTP/1.1 200 OK\r\nContent-Length: -5\r\n\r\nhello",
+                r"^%s: response malformed: Content-Length '-5' is not a number of bytes$")
+    answer_case("bad-chunk-size", b"HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\n\r\nzz\r\nhello\r\n0\r\n\r\n",
+                r"^%s: response malformed: chunk size line 'zz' is not a hex number$")
+    answer_case("chunk-too-long", b"HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\n\r\n3\r\nhello\r\n0\r\n\r\n",
+                r"^%s: response malformed: chunk 1 is longer than its size line said$")
+    answer_case("truncated-head", b"HTTP/1.1 200 OK\r\nContent-Le",
+                r"^%s: response truncated: the server closed after 27 bytes, before the end of the headers \(the server closed early\)$")
+
+    @case(program + ":max-time")
+    def max_time(ctx):
+        # drip:1 sends a byte every 50 ms: --timeout (silence) never fires, --max-time does.
+        run = check_failure(ctx, program, base + ["--scenario", "drip:1", "--max-time", "0.6"],
+                            r"^%s: --max-time: no complete response within 0\.6 s$" % program, 2)
+        expect(run.stdout and hello_response().startswith(run.stdout),
+               "stdout %r is not the first part of the response" % run.stdout)
+
+    # ---- stdout as a real sink
+
+    @case(program + ":stdout-full")
+    def stdout_full(ctx):
+        if not os.path.exists("/dev/full"):
+            raise Skipped("no /dev/full here")
+        with open("/dev/full", "wb") as full:
+            start = time.monotonic()
+            done = subprocess.run(ctx.command(program, base + ["--quiet"]), stdin=subprocess.DEVNULL,
+                                  stdout=full, stderr=subprocess.PIPE, timeout=30 + ctx.slack)
+        run = Run(done.returncode, b"", done.stderr, time.monotonic() - start)
+        expect(run.rc == 1, "> /dev/full: expected exit 1: " + run.describe())
+        expect(re.search(r"^%s: write stdout: No space left on device" % program, run.error_line()),
+               "error line %r" % run.error_line())
+
+    @case(program + ":stdout-closed-pipe")
+    def stdout_closed_pipe(ctx):
+        # `| head -c10`: the reader goes away while the chapter is still writing.
+        proc = subprocess.Popen(ctx.command(program, base + ["--quiet", "--scenario", "big:50"]),
+                                stdin=subprocess.DEVNULL, stdout=subprocess.PIPE, stderr=subprocess.PIPE)
+        first = proc.stdout.read(10)
+        proc.stdout.close()
+        try:
+            _, err = proc.communicate(timeout=30 + ctx.slack)
+        except subprocess.TimeoutExpired:
+            proc.kill()
+            raise Failed("still running after its reader left")
+        run = Run(proc.returncode, first, err, 0)
+        expect(run.rc == 1, "| head -c10: expected exit 1 (not a signal death): " + run.describe())
+        expect(re.search(r"^%s: write stdout: .*(Broken pipe|EPIPE)" % program, run.error_line()),
+               "error line %r" % run.error_line())
+
+    # ---- a real web server: nginx
+
+    content = {}
+
+    def nginx_data():
+        if "data" not in content:
+            content["data"] = os.urandom(3 * 1024 * 1024)
+        return content["data"]
+
+    def nginx_case(name, path, family=socket.AF_INET, extra=()):
+        def check(ctx):
+            data = nginx_data()
+            with Nginx({"data.bin": data}) as nginx:
+                host = "127.0.0.1"
+                if family == socket.AF_INET6:
+                    if not nginx.ipv6:
+                        raise Skipped("no IPv6 loopback here")
+                    host = "::1"
+                run = ctx.run(program, base + list(extra) + ["--quiet", host, str(nginx.port), "--path", path], 60)
+                expect(run.rc == 0, "nginx %s: %s" % (path, run.describe()))
+                head, body = split_response(run.stdout)
+                expect(body == data, "body: %d bytes, expected %d identical bytes" % (len(body), len(data)))
+                if path.startswith("/chunked/"):
+                    expect(b"transfer-encoding: chunked" in head.lower(), "nginx did not answer chunked:\n%r" % head)
+        case(program + ":nginx-" + name)(check)
+
+    nginx_case("ipv4", "/data.bin")
+    nginx_case("ipv6", "/data.bin", socket.AF_INET6)
+    nginx_case("chunked", "/chunked/data.bin")
+    nginx_case("rate-limited", "/slow/data.bin")
+
     @case(program + ":help")
     def help_(ctx):
         run = ctx.run(program, base + ["--help"])
@@ -360,6 +620,9 @@ def chapter_cases(program):
         "extra-argument": ["127.0.0.1", "80", "extra"],
         "flag-with-value": ["--quiet=yes"],
         "empty-path": ["--path", ""],
+        "zero-max-time": ["--max-time", "0"],
+        "hex-max-time": ["--max-time", "0x1p1"],
+        "spaced-timeout": ["--timeout", " 5"],
     }
     for name, args in bad_command_lines.items():
         def bad(ctx, args=args):
@@ -419,6 +682,17 @@ def chapter2_cases():
                 s.close()
         case("chapter2:%s:connect-timeout" % mode)(connect_timeout)
 
+    for mode in modes:
+        def nginx_mode(ctx, mode=mode):
+            data = os.urandom(3 * 1024 * 1024)
+            with Nginx({"data.bin": data}) as nginx:
+                for path in ("/data.bin", "/slow/data.bin", "/chunked/data.bin"):
+                    run = ctx.run("chapter2", ["--mode", mode, "--quiet", "127.0.0.1", str(nginx.port), "--path", path], 60)
+                    expect(run.rc == 0, "nginx %s: %s" % (path, run.describe()))
+                    _, body = split_response(run.stdout)
+                    expect(body == data, "%s: body %d bytes, expected %d identical bytes" % (path, len(body), len(data)))
+        case("chapter2:%s:nginx" % mode)(nginx_mode)
+
     @case("chapter2:bad-input:unknown-mode")
     def unknown_mode(ctx):
         run = ctx.run("chapter2", ["--mode", "turbo"], 10)
@@ -438,7 +712,7 @@ def chapter4_cases():
     }
     for mode, (rc, echoed, (fins, resets), pattern) in endings.items():
         def ending(ctx, mode=mode, rc=rc, echoed=echoed, fins=fins, resets=resets, pattern=pattern):
-            run = ctx.run("chapter4", ["--close", mode, "--timeout", "0.5"], 10)
+            run = ctx.run("chapter4", ["--scenario", "echo", "--close", mode, "--timeout", "0.5"], 10)
             expect(run.rc == rc, "--close %s: expected exit %d: %s" % (mode, rc, run.describe()))
             expect(run.seconds < 3 + ctx.slack, "took %.2f s" % run.seconds)
             port = re.search(r"built-in lab server on 127\.0\.0\.1:(\d+)", run.stderr)
@@ -453,6 +727,37 @@ def chapter4_cases():
             expect(seen in run.stderr, "expected %r in:\n%s" % (seen, run.stderr))
             expect(re.search(pattern, run.stderr, re.M), "expected %r in:\n%s" % (pattern, run.stderr))
         case("chapter4:close-" + mode)(ending)
+
+    big = {}
+
+    def nginx_big():
+        if "data" not in big:
+            big["data"] = os.urandom(16 * 1024 * 1024)
+        return big["data"]
+
+    @case("chapter4:nginx-half-close-truncated")
+    def nginx_half(ctx):
+        # nginx takes our FIN as the client giving up: it stops sending once it
+        # has to wait for room in the socket buffer, and logs why.
+        data = nginx_big()
+        with Nginx({"big.bin": data}) as nginx:
+            run = check_failure(ctx, "chapter4", ["--close", "half", "127.0.0.1", str(nginx.port), "--path", "/big.bin"],
+                                r"^chapter4: response truncated: (\d+) of 16777216 body bytes \(the server stopped after our FIN", 20)
+            got = int(re.search(r"truncated: (\d+) of", run.error_line()).group(1))
+            head, _, body = run.stdout.partition(b"\r\n\r\n")
+            expect(len(body) == got and data.startswith(body),
+                   "stdout has %d body bytes, the error line says %d; every byte received must be on stdout" % (len(body), got))
+            expect("client prematurely closed connection" in nginx.error_log(),
+                   "nginx did not log the client's FIN as a premature close:\n" + nginx.error_log()[-2000:])
+
+    @case("chapter4:nginx-default-whole")
+    def nginx_default(ctx):
+        data = nginx_big()
+        with Nginx({"big.bin": data}) as nginx:
+            run = ctx.run("chapter4", ["127.0.0.1", str(nginx.port), "--path", "/big.bin"], 30)
+            expect(run.rc == 0, "the default --close against nginx: " + run.describe())
+            head, body = split_response(run.stdout)
+            expect(body == data, "body: %d bytes of %d" % (len(body), len(data)))
 
     @case("chapter4:bad-input:unknown-close-mode")
     def unknown_close(ctx):

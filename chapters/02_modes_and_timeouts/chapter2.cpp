@@ -164,8 +164,8 @@ private:
 // deadline [claim:deadline-loop-total-wait-bounded].
 bool poll_until(net::socket_t fd, short events, Clock::time_point deadline) {
     for (;;) {
-        auto left =
-            std::chrono::duration_cast<std::chrono::milliseconds>(deadline - Clock::now()).count();
+        // Rounded up: poll counts whole milliseconds and must not wake before the deadline.
+        auto left = std::chrono::ceil<std::chrono::milliseconds>(deadline - Clock::now()).count();
         if (left < 0) left = 0;
         short revents = 0;
         // poll() on POSIX, WSAPoll() on Windows: the same call, spelled differently.

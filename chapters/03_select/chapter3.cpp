@@ -91,7 +91,7 @@ enum class Ready { yes, timed_out, failed };
 // writable, and SO_ERROR tells which it was. We watch both sets either way.
 Ready wait_until(net::socket_t fd, bool for_writing, Clock::time_point deadline) {
     for (;;) {
-        auto left = std::chrono::duration_cast<std::chrono::microseconds>(deadline - Clock::now());
+        auto left = std::chrono::ceil<std::chrono::microseconds>(deadline - Clock::now());
         if (left.count() < 0) left = std::chrono::microseconds(0);
         timeval timeout{};
         timeout.tv_sec = static_cast<long>(left.count() / 1000000);

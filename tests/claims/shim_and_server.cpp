@@ -126,3 +126,20 @@ TEST_CASE("close-with-unread-data-sends-rst") {
     EXPECT(r.error == ECONNRESET, "recv failed with " + describe(r.error));
 #endif
 }
+
+TEST_CASE("closed-pipe-write-fails-epipe") {
+#ifdef _WIN32
+    harness::skip("POSIX signals: Windows has no SIGPIPE (e2e *:stdout-closed-pipe runs there)");
+#else
+    net::Startup startup;  // ignores SIGPIPE, as every chapter does
+    int fds[2];
+    must(::pipe(fds), "pipe");
+    ::close(fds[0]);  // the reader is gone, as after `| head -c10`
+    long n = ::write(fds[1], "x", 1);
+    int err = errno;
+    ::close(fds[1]);
+    // Still alive: without SIG_IGN the process would have died of SIGPIPE here.
+    EXPECT(n == -1 && err == EPIPE,
+           "write returned " + std::to_string(n) + " (" + describe(err) + ")");
+#endif
+}

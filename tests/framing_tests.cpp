@@ -1,0 +1,147 @@
+// The response reader (common/response.h) on its own: where a response ends,
+// fed in every way recv could cut it (all at once, and one byte at a time),
+// and every kind of broken response. No sockets: this is parsing; the
+// end-to-end tests run it against the lab server and nginx.
+#include "chapter.h"
+#include "harness.h"
+#include "response.h"
+
+#include <algorithm>
+#include <string>
+
+namespace {
+
+// What feeding `bytes` did: "complete", "incomplete", or the failure's text.
+// `step` bytes per take(); at_eof() after the last one when `eof` is set.
+std::string outcome(const std::string& bytes, std::size_t step, bool eof,
+                    chapter::ResponseReader& reader) {
+    try {
+        for (std::size_t at = 0; at < bytes.size(); at += step)
+            reader.take(bytes.data() + at, std::min(step, bytes.size() - at));
+        if (eof) reader.at_eof();
+        return reader.complete() ? "complete" : "incomplete";
+    } catch (const chapter::Failure& failure) {
+        return failure.what();
+    }
+}
+
+// The same outcome whole and byte by byte; returns it.
+std::string fed(const std::string& bytes, bool eof = false,
+                chapter::ResponseReader* kept = nullptr) {
+    chapter::ResponseReader whole, bytewise;
+    std::string at_once = outcome(bytes, bytes.size() + 1, eof, whole);
+    std::string one_by_one = outcome(bytes, 1, eof, bytewise);
+    EXPECT(at_once == one_by_one, "whole: '" + at_once + "', byte by byte: '" + one_by_one + "'");
+    if (kept) *kept = whole;
+    return at_once;
+}
+
+const std::string ok_head = "HTTP/1.1 200 OK\r\n";
+
+}  // namespace
+
+TEST_CASE("content-length-ends-the-response") {
+    chapter::ResponseReader r;
+    std::string got = fed(ok_head + "Content-Length: 5\r\n\r\nhello", false, &r);
+    EXPECT(got == "complete", got);
+    EXPECT(r.body_bytes() == 5, std::to_string(r.body_bytes()) + " body bytes");
+    EXPECT(r.status_line() == "HTTP/1.1 200 OK", r.status_line());
+    EXPECT(r.how_it_ended() == "the response ended at its Content-Length: 5 body bytes",
+           r.how_it_ended());
+    got = fed(ok_head + "content-LENGTH:   0  \r\n\r\n");
+    EXPECT(got == "complete", "Content-Length 0 (any case, spaces): " + got);
+    got = fed(ok_head + "Content-Length: 5\r\n\r\nhel");
+    EXPECT(got == "incomplete", "3 of 5 bytes: " + got);
+}
+
+TEST_CASE("chunked-ends-at-the-last-chunk") {
+    chapter::ResponseReader r;
+    std::string chunked = ok_head +
+                          "Transfer-Encoding: gzip, Chunked\r\nContent-Length: 999\r\n\r\n"
+                          "5;name=value\r\nhello\r\nA\r\n0123456789\r\n0\r\nTrailer: x\r\n\r\n";
+    std::string got = fed(chunked, false, &r);
+    EXPECT(got == "complete", got);
+    EXPECT(r.body_bytes() == 15, std::to_string(r.body_bytes()) + " body bytes");
+    EXPECT(r.how_it_ended() == "the response ended with its last chunk: 15 body bytes in 2 chunks",
+           r.how_it_ended());
+    got = fed(chunked.substr(0, chunked.size() - 2));
+    EXPECT(got == "incomplete", "before the trailers' empty line: " + got);
+}
+
+TEST_CASE("no-length-ends-at-fin") {
+    chapter::ResponseReader r;
+    std::string got = fed(ok_head + "Content-Type: text/plain\r\n\r\nall of this", true, &r);
+    EXPECT(got == "complete", got);
+    EXPECT(r.body_bytes() == 11, std::to_string(r.body_bytes()) + " body bytes");
+    got = fed(ok_head + "Content-Type: text/plain\r\n\r\nall of this");
+    EXPECT(got == "incomplete", "before the FIN: " + got);
+    // No status line at all (HTTP/0.9, an echo): every byte is body, until the FIN.
+    got = fed("Hello from the lab server.\n", true, &r);
+    EXPECT(got == "complete", got);
+    EXPECT(r.body_bytes() == 27 && r.status_line().empty(),
+           std::to_string(r.body_bytes()) + " bytes, status line '" + r.status_line() + "'");
+    got = fed("HTTP", true);
+    EXPECT(got.find("response truncated: the server closed after 4 bytes") == 0, got);
+}
+
+TEST_CASE("interim-and-bodiless-responses") {
+    std::string got = fed("HTTP/1.1 103 Early Hints\r\nLink: </a>\r\n\r\n" + ok_head +
+                          "Content-Length: 2\r\n\r\nok");
+    EXPECT(got == "complete", "a 103 before the 200: " + got);
+    got = fed("HTTP/1.1 204 No Content\r\nContent-Length: 7\r\n\r\n");
+    EXPECT(got == "complete", "204 has no body: " + got);
+    got = fed("HTTP/1.1 304 Not Modified\r\n\r\n");
+    EXPECT(got == "complete", "304 has no body: " + got);
+}
+
+TEST_CASE("truncation-is-reported") {
+    std::string got = fed("", true);
+    EXPECT(got == "recv: the server closed the connection without answering", got);
+    got = fed(ok_head + "Content-Length: 10\r\n\r\nhello", true);
+    EXPECT(got == "response truncated: 5 of 10 body bytes (the server closed early)", got);
+    got = fed(ok_head + "Content-Le", true);
+    EXPECT(got ==
+               "response truncated: the server closed after 27 bytes, before the end of the "
+               "headers (the server closed early)",
+           got);
+    got = fed(ok_head + "Transfer-Encoding: chunked\r\n\r\n5\r\nhello\r\n3\r\nab", true);
+    EXPECT(got ==
+               "response truncated: 7 body bytes in 2 chunks, and no last chunk (the server "
+               "closed early)",
+           got);
+}
+
+TEST_CASE("excess-and-malformed-are-failures") {
+    // How many extra bytes it sees depends on how recv cut them: all five
+    // at once, or the first one alone.
+    chapter::ResponseReader whole, bytewise;
+    std::string excess = ok_head + "Content-Length: 5\r\n\r\nhelloEXTRA";
+    std::string got = outcome(excess, excess.size(), false, whole);
+    EXPECT(got ==
+               "response too long: 5 more bytes after the end of the response (the response "
+               "ended at its Content-Length: 5 body bytes)",
+           got);
+    got = outcome(excess, 1, false, bytewise);
+    EXPECT(got.find("response too long: 1 more byte after the end") == 0, got);
+    got = fed(ok_head + "Content-Length: 5x\r\n\r\nhello");
+    EXPECT(got == "response malformed: Content-Length '5x' is not a number of bytes", got);
+    got = fed(ok_head + "Content-Length: 5\r\nContent-Length: 6\r\n\r\nhello");
+    EXPECT(got == "response malformed: two different Content-Length headers", got);
+    got = fed(ok_head + "Transfer-Encoding: chunked\r\n\r\nzz\r\n");
+    EXPECT(got == "response malformed: chunk size line 'zz' is not a hex number", got);
+    got = fed(ok_head + "Transfer-Encoding: chunked\r\n\r\n1000000000000000\r\n");
+    EXPECT(got == "response malformed: chunk size '1000000000000000' is too large", got);
+    got = fed(ok_head + "Transfer-Encoding: chunked\r\n\r\n3\r\nhello\r\n");
+    EXPECT(got == "response malformed: chunk 1 is longer than its size line said", got);
+    got = fed("HTTP/1.1 OK\r\n\r\n");
+    EXPECT(got == "response malformed: status line 'HTTP/1.1 OK'", got);
+    got = fed(ok_head + "no colon here\r\n\r\n");
+    EXPECT(got == "response malformed: header line 'no colon here'", got);
+    got = fed(ok_head + "X-Evil: \x1b[2J\r\n" + std::string(70000, 'a'));
+    EXPECT(got.find("response malformed: a line over 8192 bytes") == 0, got.substr(0, 120));
+    std::string many_headers;
+    for (int i = 0; i < 20000; ++i)
+        many_headers += "X: a\r\n";
+    got = fed(ok_head + many_headers);
+    EXPECT(got == "response malformed: status line and headers over 65536 bytes", got);
+}
