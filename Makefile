@@ -12,18 +12,32 @@ COMMON_HDR := $(wildcard common/*.h)
 CHAPTER_SRC := $(wildcard chapters/*/chapter*.cpp)
 CHAPTERS := $(basename $(notdir $(CHAPTER_SRC)))
 
+# common/ is compiled once per build and linked into every program. Its objects
+# go in a folder named after the compiler and flags, so `make chapter1
+# CXX=clang++` never links objects that another compiler or flag set made.
+OBJ_DIR := build-make/$(shell echo '$(CXX) $(REQUIRED_FLAGS) $(CPPFLAGS) $(CXXFLAGS)' | cksum | cut -d' ' -f1)
+COMMON_OBJ := $(patsubst common/%.cpp,$(OBJ_DIR)/%.o,$(COMMON_SRC))
+COMMON_LIB := $(OBJ_DIR)/libcommon.a
+
 .PHONY: all clean test test-windows
 all: $(CHAPTERS) labserver
 
+$(OBJ_DIR)/%.o: common/%.cpp $(COMMON_HDR)
+	@mkdir -p $(OBJ_DIR)
+	$(CXX) $(REQUIRED_FLAGS) $(CPPFLAGS) $(CXXFLAGS) -c -o $@ $<
+
+$(COMMON_LIB): $(COMMON_OBJ)
+	$(AR) rcs $@ $^
+
 # One rule per chapter folder found, so a new chapter needs no edit here.
 define chapter_rule
-$(basename $(notdir $(1))): $(1) $$(COMMON_SRC) $$(COMMON_HDR)
-	$$(CXX) $$(REQUIRED_FLAGS) $$(CPPFLAGS) $$(CXXFLAGS) -o $$@ $(1) $$(COMMON_SRC) $$(LDFLAGS) $$(LDLIBS)
+$(basename $(notdir $(1))): $(1) $$(COMMON_LIB) $$(COMMON_HDR)
+	$$(CXX) $$(REQUIRED_FLAGS) $$(CPPFLAGS) $$(CXXFLAGS) -o $$@ $(1) $$(COMMON_LIB) $$(LDFLAGS) $$(LDLIBS)
 endef
 $(foreach src,$(CHAPTER_SRC),$(eval $(call chapter_rule,$(src))))
 
-labserver: common/labserver_main.cpp $(COMMON_SRC) $(COMMON_HDR)
-	$(CXX) $(REQUIRED_FLAGS) $(CPPFLAGS) $(CXXFLAGS) -o $@ common/labserver_main.cpp $(COMMON_SRC) $(LDFLAGS) $(LDLIBS)
+labserver: common/labserver_main.cpp $(COMMON_LIB) $(COMMON_HDR)
+	$(CXX) $(REQUIRED_FLAGS) $(CPPFLAGS) $(CXXFLAGS) -o $@ common/labserver_main.cpp $(COMMON_LIB) $(LDFLAGS) $(LDLIBS)
 
 BUILD_DIR ?= build
 CMAKE_ARGS ?= -DCMAKE_BUILD_TYPE=RelWithDebInfo

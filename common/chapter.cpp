@@ -310,12 +310,11 @@ void check_max_time(const Options& options) {
                       "no complete response within " + seconds_text(options.max_time));
 }
 
-void set_wait_limit(const Options& options, net::socket_t fd, int option, double& current) {
+void set_wait_limit(const Options& options, net::socket_t fd, int option, bool first) {
     double limit = wait_limit(options);
-    if (limit == current) return;
+    if (!first && limit >= options.timeout) return;  // the socket keeps --timeout
     traced(net::set_timeout_option(fd, option, limit), "setsockopt", fd,
            option == SO_RCVTIMEO ? "SO_RCVTIMEO" : "SO_SNDTIMEO", seconds_text(limit));
-    current = limit;
 }
 
 std::string seconds_text(double seconds) {

@@ -121,11 +121,11 @@ std::chrono::steady_clock::time_point wait_deadline(const Options& options);
 // After a wait ran out: throws "--max-time: no complete response within N s"
 // if it was --max-time that ended it; returns if it was --timeout.
 void check_max_time(const Options& options);
-// For a socket whose waits the kernel bounds (SO_RCVTIMEO, SO_SNDTIMEO):
-// set `option` to wait_limit() before the next blocking call. `current` is
-// the value set now; setsockopt is called only when the limit changes, which
-// is only in the last --timeout seconds before --max-time.
-void set_wait_limit(const Options& options, net::socket_t fd, int option, double& current);
+// For a socket whose waits the kernel bounds: SO_RCVTIMEO or SO_SNDTIMEO set
+// to wait_limit(), traced. Call it once before connect, then before each
+// blocking call: it calls setsockopt again only in the last --timeout seconds
+// before --max-time, when each wait must be shorter than --timeout.
+void set_wait_limit(const Options& options, net::socket_t fd, int option, bool first = false);
 
 // A number of seconds as the user would write it: "5 s", "0.5 s".
 std::string seconds_text(double seconds);

@@ -66,14 +66,13 @@ net::Socket connect_to_host(const Options& options) {
         // about these options and Python's settimeout). A recv that waited
         // that long fails with EAGAIN, WSAETIMEDOUT on Windows
         // [claim:rcvtimeo-bounds-recv].
-        double rcvtimeo = 0, sndtimeo = 0;  // what the socket has now: no timeout
-        chapter::set_wait_limit(options, sock.get(), SO_RCVTIMEO, rcvtimeo);
+        chapter::set_wait_limit(options, sock.get(), SO_RCVTIMEO, true);
         // On Linux SO_SNDTIMEO bounds a blocking connect too, which then fails
         // with EINPROGRESS [claim:linux-sndtimeo-bounds-connect]. Windows
         // ignores it for connect [claim:windows-sndtimeo-does-not-bound-connect]
         // and waits for its own TCP retries; chapter 3 bounds connect the
         // portable way.
-        chapter::set_wait_limit(options, sock.get(), SO_SNDTIMEO, sndtimeo);
+        chapter::set_wait_limit(options, sock.get(), SO_SNDTIMEO, true);
 
         narrate(options, "trying %s", where.c_str());
         // connect() sends a SYN and sleeps until the SYN-ACK (connected), an
@@ -90,8 +89,8 @@ net::Socket connect_to_host(const Options& options) {
         if (net::is_in_progress(err) || net::is_timed_out(err)) chapter::check_max_time(options);
         if (net::is_in_progress(err) || net::is_timed_out(err))
             last_failure =
-                Failure("connect " + where, "no answer within " + seconds_text(sndtimeo) + " (" +
-                                                net::error_name(err) + ")");
+                Failure("connect " + where, "no answer within " + seconds_text(options.timeout) +
+                                                " (" + net::error_name(err) + ")");
         else
             last_failure = Failure("connect " + where, err);
         narrate(options, "%s", last_failure.what());
@@ -145,14 +144,14 @@ void send_all(const Options& options, net::socket_t fd, const std::string& data)
 // (common/response.h) follows that framing as the bytes stream past. A FIN
 // before the promised end is a truncated response, and we say so: exit 0
 // means the whole response arrived, not just "the connection ended".
-void receive_response(const Options& options, net::socket_t fd, double& rcvtimeo) {
+void receive_response(const Options& options, net::socket_t fd) {
     static char buffer[64 * 1024];  // chapter 3 measures which size is best
     chapter::ResponseReader response;
     std::uint64_t calls = 0;
     auto start = std::chrono::steady_clock::now();
     while (!response.complete()) {
         // SO_RCVTIMEO is --timeout; near --max-time, the time that is left.
-        chapter::set_wait_limit(options, fd, SO_RCVTIMEO, rcvtimeo);
+        chapter::set_wait_limit(options, fd, SO_RCVTIMEO);
         long n = traced(::recv(fd, buffer, sizeof buffer, 0), "recv", fd, sizeof buffer);
         if (n > 0) {
             if (calls++ == 0)
@@ -170,7 +169,7 @@ void receive_response(const Options& options, net::socket_t fd, double& rcvtimeo
         if (net::is_interrupted(err)) continue;
         if (net::is_timed_out(err)) {
             chapter::check_max_time(options);
-            throw Failure("recv", "no data for " + seconds_text(rcvtimeo) +
+            throw Failure("recv", "no data for " + seconds_text(options.timeout) +
                                       " (SO_RCVTIMEO expired: " + net::error_name(err) + ")");
         }
         // ECONNRESET: the server aborted the connection with an RST
@@ -196,8 +195,7 @@ int main(int argc, char** argv) {
         auto server = chapter::start_builtin_server(options);  // only without HOST
         net::Socket sock = connect_to_host(options);
         send_all(options, sock.get(), chapter::http_request(options));
-        double rcvtimeo = -1;  // SO_RCVTIMEO, set again before the first recv
-        receive_response(options, sock.get(), rcvtimeo);
+        receive_response(options, sock.get());
 
         // Step 4 - close. Python: sock.close(). It releases the descriptor;
         // the kernel still delivers anything queued and ends the connection

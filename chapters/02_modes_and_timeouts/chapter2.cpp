@@ -242,8 +242,7 @@ std::optional<Failure> connect_in_mode(const Options& options, net::socket_t fd,
 
 // One send or recv, the way the mode does it. Returns what the call returned;
 // -1 with err 0 when there was nothing to do in time. Each call may wait
-// --timeout (less near --max-time: chapter::wait_limit); in timeout mode
-// `kernel_timeout` is what SO_RCVTIMEO or SO_SNDTIMEO is set to now.
+// --timeout (less near --max-time: chapter::wait_limit).
 struct CallResult {
     long n;
     int err;
@@ -251,16 +250,14 @@ struct CallResult {
 
 template <class Call>
 CallResult call_in_mode(const Options& options, Mode mode, net::socket_t fd, short events,
-                        Watchdog& watchdog, std::uint64_t& failed_tries, double& kernel_timeout,
-                        Call call) {
+                        Watchdog& watchdog, std::uint64_t& failed_tries, Call call) {
     auto deadline = chapter::wait_deadline(options);
     for (;;) {
         if (mode == Mode::deadline && !poll_until(fd, events, deadline))
             return {-1, 0};  // timed out: err 0
         if (mode == Mode::blocking) watchdog.arm(chapter::wait_limit(options));
         if (mode == Mode::timeout)
-            chapter::set_wait_limit(options, fd, events == POLLIN ? SO_RCVTIMEO : SO_SNDTIMEO,
-                                    kernel_timeout);
+            chapter::set_wait_limit(options, fd, events == POLLIN ? SO_RCVTIMEO : SO_SNDTIMEO);
         long n = call();
         int err = net::last_error();
         if (mode == Mode::blocking) watchdog.disarm();
@@ -291,14 +288,12 @@ Failure timeout_failure(const char* call, const Options& options, Mode mode, int
 void send_all(const Options& options, Mode mode, net::socket_t fd, const std::string& data,
               Watchdog& watchdog) {
     std::uint64_t failed_tries = 0;
-    double sndtimeo = -1;  // timeout mode: set before the first send
     for (std::size_t sent = 0; sent < data.size();) {
-        CallResult r =
-            call_in_mode(options, mode, fd, POLLOUT, watchdog, failed_tries, sndtimeo, [&] {
-                return traced(::send(fd, data.data() + sent, static_cast<int>(data.size() - sent),
-                                     net::send_flags),
-                              "send", fd, data.size() - sent);
-            });
+        CallResult r = call_in_mode(options, mode, fd, POLLOUT, watchdog, failed_tries, [&] {
+            return traced(::send(fd, data.data() + sent, static_cast<int>(data.size() - sent),
+                                 net::send_flags),
+                          "send", fd, data.size() - sent);
+        });
         if (r.n < 0 && (r.err == 0 || net::is_timed_out(r.err))) chapter::check_max_time(options);
         if (r.n < 0 && (r.err == 0 || net::is_timed_out(r.err)))
             throw Failure("send",
@@ -323,13 +318,11 @@ void receive_response(const Options& options, Mode mode, net::socket_t fd, Watch
                       Outcome& outcome, Clock::time_point request_sent) {
     static char buffer[64 * 1024];
     chapter::ResponseReader response;
-    double rcvtimeo = -1;  // timeout mode: set before the first recv
     while (!response.complete()) {
         auto start = Clock::now();
-        CallResult r =
-            call_in_mode(options, mode, fd, POLLIN, watchdog, outcome.failed_tries, rcvtimeo, [&] {
-                return traced(::recv(fd, buffer, sizeof buffer, 0), "recv", fd, sizeof buffer);
-            });
+        CallResult r = call_in_mode(options, mode, fd, POLLIN, watchdog, outcome.failed_tries, [&] {
+            return traced(::recv(fd, buffer, sizeof buffer, 0), "recv", fd, sizeof buffer);
+        });
         if (outcome.first_recv.empty()) {
             outcome.first_recv = r.n > 0
                                      ? "returned " + std::to_string(r.n) + " bytes after " +

@@ -61,7 +61,6 @@ const chapter::Program program = {
 // Connect as chapter 1 does: blocking, with SO_RCVTIMEO and SO_SNDTIMEO as
 // the limits on every wait (chapter 2 explains them).
 net::Socket connect_to_host(const Options& options) {
-    double rcvtimeo = -1, sndtimeo = -1;
     chapter::AddressList addresses = chapter::resolve(options);
     Failure last_failure("connect " + options.host, "no address to try");
     for (const addrinfo* address = addresses.get(); address; address = address->ai_next) {
@@ -70,8 +69,8 @@ net::Socket connect_to_host(const Options& options) {
                                 address->ai_family == AF_INET6 ? "AF_INET6" : "AF_INET"));
         if (!sock.valid()) throw Failure("socket", net::last_error());
         net::no_sigpipe(sock.get());
-        chapter::set_wait_limit(options, sock.get(), SO_RCVTIMEO, rcvtimeo);
-        chapter::set_wait_limit(options, sock.get(), SO_SNDTIMEO, sndtimeo);
+        chapter::set_wait_limit(options, sock.get(), SO_RCVTIMEO, true);
+        chapter::set_wait_limit(options, sock.get(), SO_SNDTIMEO, true);
         if (traced(::connect(sock.get(), address->ai_addr,
                              static_cast<socklen_t>(address->ai_addrlen)),
                    "connect", sock.get(), where) == 0) {
@@ -108,9 +107,8 @@ void send_all(net::socket_t fd, const std::string& data) {
 void receive_response(const Options& options, net::socket_t fd, const std::string& why) {
     static char buffer[64 * 1024];
     chapter::ResponseReader response;
-    double rcvtimeo = -1;  // set before the first recv
     while (!response.complete()) {
-        chapter::set_wait_limit(options, fd, SO_RCVTIMEO, rcvtimeo);
+        chapter::set_wait_limit(options, fd, SO_RCVTIMEO);  // shorter near --max-time
         long n = traced(::recv(fd, buffer, sizeof buffer, 0), "recv", fd, sizeof buffer);
         if (n > 0) {
             chapter::write_stdout(buffer, static_cast<std::size_t>(n));
