@@ -274,10 +274,14 @@ std::string http_request(const Options& options) {
 void write_stdout(const char* data, size_t size) {
     while (size > 0) {
 #ifdef _WIN32
-        // errno here is the C library's, not Winsock's: its own text.
         int n = ::_write(1, data, static_cast<unsigned>(std::min<size_t>(size, 1u << 30)));
-        if (n < 0 && errno == EINTR) continue;
-        if (n < 0) throw Failure("write stdout", std::strerror(errno));
+        // The C library maps a closed pipe (ERROR_NO_DATA) to EINVAL; the
+        // system's own error, from GetLastError(), says what happened.
+        if (n < 0) {
+            int err = static_cast<int>(::GetLastError());
+            throw Failure("write stdout",
+                          net::error_text(err) + " (Windows error " + std::to_string(err) + ")");
+        }
 #else
         long n = ::write(STDOUT_FILENO, data, size);
         if (n < 0 && errno == EINTR) continue;
