@@ -28,9 +28,11 @@
 #include "response.h"
 #include "trace.h"
 
+#include <atomic>
 #include <chrono>
 #include <condition_variable>
 #include <cstdint>
+#include <limits>
 #include <memory>
 #include <mutex>
 #include <optional>
@@ -99,6 +101,14 @@ std::string elapsed_text(double seconds) {  // a measured time: "0.501 s"
 // makes the blocked recv return 0 [claim:shutdown-wakes-blocked-recv] and a
 // blocked connect fail [claim:wake-aborts-blocking-connect]; closesocket() on
 // Windows, whose shutdown wakes nobody [claim:windows-closesocket-wakes-blocked-recv].
+//
+// arm() and disarm() run around every recv, so they must cost next to
+// nothing: they only store the deadline and a flag (atomics: no lock, no
+// system call). The watchdog thread sleeps until the deadline it last saw;
+// when it wakes, it looks at the newest one and sleeps again, or fires if the
+// call is still under way. About one wake-up per --timeout, however many
+// calls. It is woken early only for a deadline sooner than the one it sleeps
+// toward (the first arm, or near --max-time).
 class Watchdog {
 public:
     explicit Watchdog(net::socket_t fd) : fd_(fd), thread_([this] { run(); }) {}
@@ -110,46 +120,49 @@ public:
         changed_.notify_all();
         thread_.join();
     }
-    // Wake the socket's blocked call unless disarm() comes within `seconds`.
+    // Wake the socket's blocked call if it is still in it `seconds` from now.
     void arm(double seconds) {
-        std::lock_guard<std::mutex> lock(mutex_);
-        deadline_ = deadline_after(seconds);
+        Clock::rep deadline = deadline_after(seconds).time_since_epoch().count();
+        deadline_ = deadline;
         armed_ = true;
-        changed_.notify_all();
+        if (deadline < sleeping_until_) {  // it would wake too late: wake it now
+            std::lock_guard<std::mutex> lock(mutex_);
+            changed_.notify_all();
+        }
     }
-    void disarm() {
-        std::lock_guard<std::mutex> lock(mutex_);
-        armed_ = false;
-    }
-    bool fired() {
-        std::lock_guard<std::mutex> lock(mutex_);
-        return fired_;
-    }
-    bool closed_socket() {  // true on Windows after firing: do not close it again
-        std::lock_guard<std::mutex> lock(mutex_);
-        return closed_;
-    }
+    void disarm() { armed_ = false; }
+    bool fired() const { return fired_; }
+    bool closed_socket() const { return closed_; }  // on Windows after firing: do not close again
 
 private:
     void run() {
         std::unique_lock<std::mutex> lock(mutex_);
         while (!quit_) {
-            if (!armed_) {
-                changed_.wait(lock);
-            } else if (changed_.wait_until(lock, deadline_) == std::cv_status::timeout && armed_ &&
-                       Clock::now() >= deadline_) {
-                fired_ = true;
-                armed_ = false;
+            Clock::rep deadline = deadline_, now = Clock::now().time_since_epoch().count();
+            if (armed_ && !fired_ && now >= deadline) {
                 closed_ = net::wake_blocked_calls(fd_);
+                fired_ = true;
+                continue;
             }
+            // Publish how long we sleep, then check that no arm() came in
+            // between; either we see its deadline, or it sees our sleep and
+            // wakes us (both sides use sequentially consistent atomics).
+            sleeping_until_ = deadline > now ? deadline : never;
+            if (deadline_ != deadline) continue;
+            if (sleeping_until_ == never)
+                changed_.wait(lock);
+            else
+                changed_.wait_until(lock, Clock::time_point(Clock::duration(deadline)));
         }
     }
 
+    static constexpr Clock::rep never = std::numeric_limits<Clock::rep>::max();
     net::socket_t fd_;
     std::mutex mutex_;
     std::condition_variable changed_;
-    Clock::time_point deadline_;
-    bool armed_ = false, fired_ = false, closed_ = false, quit_ = false;
+    std::atomic<Clock::rep> deadline_{0}, sleeping_until_{never};
+    std::atomic<bool> armed_{false}, fired_{false}, closed_{false};
+    bool quit_ = false;   // under mutex_
     std::thread thread_;  // last: starts after the members it uses
 };
 
