@@ -131,8 +131,17 @@ public:
         }
     }
     void disarm() { armed_ = false; }
-    bool fired() const { return fired_; }
-    bool closed_socket() const { return closed_; }  // on Windows after firing: do not close again
+    // True once the watchdog has fired. It sets fired_ before it wakes the
+    // call, and holds its lock until the waking is done, so a caller that
+    // sees fired_ waits here for that, and closed_socket() is then final.
+    bool fired() {
+        if (!fired_) return false;
+        std::lock_guard<std::mutex> lock(mutex_);
+        return true;
+    }
+    bool closed_socket() {  // on Windows after firing: do not close it again
+        return fired() && closed_;
+    }
 
 private:
     void run() {
@@ -140,8 +149,8 @@ private:
         while (!quit_) {
             Clock::rep deadline = deadline_, now = Clock::now().time_since_epoch().count();
             if (armed_ && !fired_ && now >= deadline) {
+                fired_ = true;  // before the wake: the woken call must see it
                 closed_ = net::wake_blocked_calls(fd_);
-                fired_ = true;
                 continue;
             }
             // Publish how long we sleep, then check that no arm() came in
