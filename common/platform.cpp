@@ -1,6 +1,8 @@
 // platform.cpp - the POSIX and Winsock halves of platform.h.
 #include "platform.h"
 
+#include "trace.h"
+
 #include <csignal>
 #include <cstdio>
 #include <cstdlib>
@@ -85,7 +87,9 @@ int close_socket(socket_t fd) {
 
 int set_nonblocking(socket_t fd, bool on) {
     u_long value = on ? 1 : 0;
-    return ::ioctlsocket(fd, FIONBIO, &value) == 0 ? 0 : -1;
+    return traced(::ioctlsocket(fd, FIONBIO, &value), "ioctlsocket", fd, "FIONBIO", value) == 0
+               ? 0
+               : -1;
 }
 
 int set_timeout_option(socket_t fd, int option, double seconds) {
@@ -166,11 +170,14 @@ int close_socket(socket_t fd) {
 }
 
 int set_nonblocking(socket_t fd, bool on) {
-    int flags = ::fcntl(fd, F_GETFL, 0);  // read-modify-write: keep O_APPEND and friends
+    // Read-modify-write: keep O_APPEND and friends. Traced by their real
+    // names, as strace shows them.
+    int flags = traced(::fcntl(fd, F_GETFL, 0), "fcntl", fd, "F_GETFL");
     if (flags == -1) return -1;
     int wanted = on ? (flags | O_NONBLOCK) : (flags & ~O_NONBLOCK);
     if (wanted == flags) return 0;
-    return ::fcntl(fd, F_SETFL, wanted);
+    return traced(::fcntl(fd, F_SETFL, wanted), "fcntl", fd,
+                  on ? "F_SETFL, flags|O_NONBLOCK" : "F_SETFL, flags&~O_NONBLOCK");
 }
 
 int set_timeout_option(socket_t fd, int option, double seconds) {
@@ -229,8 +236,9 @@ bool fits_in_fd_set(socket_t fd) {
 
 // Writing to a pipe whose reader is gone raises SIGPIPE, which kills the
 // process by default; ignored, the write fails with EPIPE instead
-// [claim:closed-pipe-write-fails-epipe], and the chapter reports it (CPython
-// ignores SIGPIPE at start-up too, in Python/pylifecycle.c: read, not run).
+// [claim:closed-pipe-write-fails-epipe], and the chapter reports it. CPython
+// ignores SIGPIPE at start-up too [claim:python-ignores-sigpipe], which is why
+// Python code needs no MSG_NOSIGNAL.
 // Sockets do not rely on this: their sends use MSG_NOSIGNAL (send_flags).
 Startup::Startup() {
     std::signal(SIGPIPE, SIG_IGN);

@@ -80,7 +80,8 @@ int close_socket(socket_t fd);
 // Turn O_NONBLOCK (FIONBIO on Windows) on or off. On POSIX this reads the file
 // status flags first and changes only O_NONBLOCK, keeping the others
 // [claim:nonblocking-keeps-other-flags]; a plain F_SETFL of O_NONBLOCK would
-// clear them.
+// clear them. --trace shows the real calls: fcntl(F_GETFL) and fcntl(F_SETFL),
+// or ioctlsocket(FIONBIO).
 // Returns 0 or -1 (error in last_error()).
 int set_nonblocking(socket_t fd, bool on);
 

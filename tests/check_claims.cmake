@@ -1,6 +1,7 @@
 # cmake -DROOT=<repo> -P check_claims.cmake
 cmake_minimum_required(VERSION 3.16)
-# Fails when a [claim:id] in chapters/ or common/ has no TEST_CASE("id") in tests/claims/.
+# Fails when a [claim:id] in chapters/ or common/ has no TEST_CASE("id") in tests/claims/
+# (or, for claims about Python, no @claim("id") in tests/python_claims.py).
 file(GLOB_RECURSE annotated "${ROOT}/chapters/*.cpp" "${ROOT}/chapters/*.h" "${ROOT}/common/*.cpp"
      "${ROOT}/common/*.h")
 set(claims "")
@@ -25,6 +26,15 @@ foreach(file ${test_sources})
     list(APPEND tested "${id}")
   endforeach()
 endforeach()
+
+# Claims about Python are tested by tests/python_claims.py: @claim("id").
+if(EXISTS "${ROOT}/tests/python_claims.py")
+  file(STRINGS "${ROOT}/tests/python_claims.py" lines REGEX "^@claim\\(\"[^\"]+\"\\)")
+  foreach(line ${lines})
+    string(REGEX REPLACE "^@claim\\(\"([^\"]+)\"\\).*" "\\1" id "${line}")
+    list(APPEND tested "${id}")
+  endforeach()
+endif()
 
 set(missing "")
 foreach(id ${claims})

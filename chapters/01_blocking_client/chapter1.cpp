@@ -41,8 +41,11 @@ const chapter::Program program = {
 
 // Step 1 - resolve the name and connect.
 //
-// Python: socket.socket(AF_INET, SOCK_STREAM), then sock.connect((host, port)),
-// which calls getaddrinfo underneath. chapter::resolve() (common/chapter.cpp)
+// Python: socket.socket(AF_INET, SOCK_STREAM), which asks for SOCK_CLOEXEC
+// too (the descriptor is not inherited by programs it starts)
+// [claim:python-socket-cloexec], then sock.connect((host, port)), one blocking
+// connect() call [claim:python-connect-blocking]; for a name it resolves with
+// getaddrinfo first (CPython's setipaddr(): read, not run). chapter::resolve() (common/chapter.cpp)
 // calls getaddrinfo with AF_UNSPEC: any family, so "::1" and IPv6-only hosts
 // work too, where the tutorial's socket is AF_INET only. It returns a list of
 // addresses, and we try each in turn until one connects.
@@ -197,7 +200,8 @@ int main(int argc, char** argv) {
         send_all(options, sock.get(), chapter::http_request(options));
         receive_response(options, sock.get());
 
-        // Step 4 - close. Python: sock.close(). It releases the descriptor;
+        // Step 4 - close. Python: sock.close(), one close() call
+        // [claim:python-shutdown-close]. It releases the descriptor;
         // the kernel still delivers anything queued and ends the connection
         // with a FIN (chapter 4 is about the ways to end a connection).
         net::socket_t fd = sock.release();

@@ -3,22 +3,25 @@
 // Python has two knobs, setblocking() and settimeout(), and the tutorial's
 // comments get them backwards. Underneath there are three modes:
 //
-//   mode          Python                                underneath
-//   ------------  ------------------------------------  ------------------------------------------
-//   blocking      setblocking(True), settimeout(None)   O_NONBLOCK off: recv sleeps until data
-//   comes nonblocking   setblocking(False), settimeout(0)     O_NONBLOCK on: recv fails at once,
-//   EAGAIN timeout       settimeout(t), as people imagine it   SO_RCVTIMEO: recv sleeps at most t
+// clang-format off
+//   mode         Python                               underneath
+//   -----------  -----------------------------------  ----------------------------------------
+//   blocking     setblocking(True), settimeout(None)  O_NONBLOCK off: recv sleeps until data
+//   nonblocking  setblocking(False), settimeout(0)    O_NONBLOCK on: recv fails at once, EAGAIN
+//   timeout      settimeout(t), as people imagine it  SO_RCVTIMEO: recv sleeps at most t
 //
-// and a fourth, what CPython's settimeout(t) actually does:
+// and a fourth, what CPython's settimeout(t) actually does (strace shows it:
+// tests/python_claims.py):
 //
-//   deadline      settimeout(t), as CPython does it     O_NONBLOCK on, and poll() until a deadline
+//   deadline     settimeout(t), as CPython does it    O_NONBLOCK on, and poll() until a deadline
+// clang-format on
 //
 // This program fetches the same response once in each mode (or in the one
 // given with --mode) and narrates what the first recv did and how long it
 // waited, ending with a comparison table. stdout gets the bytes of every
 // fetch, in order.
 //
-// Run it:  make chapter2 && ./chapter2                      (every mode, server answers after 0.5
+// Run it:  make chapter2 && ./chapter2                      (every mode; the answer comes after 0.5
 // s)
 //          ./chapter2 --mode nonblocking --scenario slow:2  (count the failed recv calls)
 //          ./chapter2 --mode timeout --scenario silent --timeout 1
@@ -176,11 +179,17 @@ private:
 };
 
 // ---------------------------------------------------------------------------
-// Deadline mode: what CPython's sock_call_ex() does for settimeout(t).
+// Deadline mode: what CPython does for settimeout(t) (sock_call_ex() in its
+// Modules/socketmodule.c; the traces in tests/python_claims.py show it).
 //
 // The socket is non-blocking. Before each call, poll() waits for the socket to
-// be ready, with the time left until one deadline (t from the start of the
-// operation). poll returns 0 when the time is up. A signal makes it return
+// be ready, with the time left until one deadline: t from the start of the
+// Python call. For recv(), that is one recv [claim:python-recv-modes]; for
+// sendall(), the whole sendall, however many sends it takes: each poll gets
+// only what is left, and TimeoutError comes t after the start even while
+// data is moving [claim:python-sendall-one-deadline]. On Windows CPython
+// waits with select() instead of poll() (read in its internal_select(), not
+// run). poll returns 0 when the time is up. A signal makes it return
 // early with EINTR [claim:poll-eintr-returns-early]: we compute the time left
 // and poll again, so however often it wakes, the total wait stays one
 // deadline [claim:deadline-loop-total-wait-bounded].
@@ -203,12 +212,17 @@ bool poll_until(net::socket_t fd, short events, Clock::time_point deadline) {
 // Step 1 - put the socket in the mode, and connect.
 
 void set_mode(const Options& options, net::socket_t fd, Mode mode) {
-    // setblocking() flips O_NONBLOCK with a read-modify-write of the file
-    // flags, keeping the others [claim:nonblocking-keeps-other-flags]; on
-    // Windows it is ioctlsocket(FIONBIO).
+    // CPython's setblocking() and settimeout() switch O_NONBLOCK with one
+    // ioctl(fd, FIONBIO, [1 or 0]) on Linux [claim:python-setblocking-is-fionbio]:
+    // settimeout(0) and settimeout(t) switch it on, settimeout(None) off, and
+    // no kernel timeout is ever set [claim:python-settimeout-modes]. We use
+    // fcntl(F_GETFL), then F_SETFL with O_NONBLOCK added or removed: the
+    // portable POSIX way, which keeps the other flags
+    // [claim:nonblocking-keeps-other-flags]. On Windows both are
+    // ioctlsocket(FIONBIO).
     bool nonblocking = mode == Mode::nonblocking || mode == Mode::deadline;
-    if (traced(net::set_nonblocking(fd, nonblocking), "set_nonblocking", fd, nonblocking) != 0)
-        throw Failure("set_nonblocking", net::last_error());
+    if (net::set_nonblocking(fd, nonblocking) != 0)  // traced as fcntl (ioctlsocket)
+        throw Failure(nonblocking ? "set O_NONBLOCK" : "clear O_NONBLOCK", net::last_error());
     if (mode == Mode::timeout) {
         // A timeval on POSIX, a DWORD of milliseconds on Windows; getsockopt
         // reads back what was set [claim:timeout-option-reads-back], and 0
@@ -228,8 +242,10 @@ void set_mode(const Options& options, net::socket_t fd, Mode mode) {
 //                Windows ignores it for connect
 //                [claim:windows-sndtimeo-does-not-bound-connect];
 //   nonblocking  connect returns at once with EINPROGRESS; we wait as in
-//   deadline     deadline mode: poll for writability, then SO_ERROR. Chapter 3
-//                does the same with select(): the portable way.
+//   deadline     deadline mode: poll for writability, then SO_ERROR. CPython
+//                polls for POLLOUT|POLLERR, then reads SO_ERROR
+//                [claim:python-connect-timeout-polls]. Chapter 3 does the
+//                same with select(): the portable way.
 std::optional<Failure> connect_in_mode(const Options& options, net::socket_t fd, Mode mode,
                                        const addrinfo* address, Watchdog& watchdog) {
     std::string where = net::address_text(address->ai_addr);
@@ -263,8 +279,9 @@ std::optional<Failure> connect_in_mode(const Options& options, net::socket_t fd,
 // Steps 2 and 3 - send the request, receive until EOF, in the mode.
 
 // One send or recv, the way the mode does it. Returns what the call returned;
-// -1 with err 0 when there was nothing to do in time. Each call may wait
-// --timeout (less near --max-time: chapter::wait_limit).
+// -1 with err 0 when there was nothing to do in time. In deadline and
+// nonblocking mode `deadline` ends the wait; in blocking and timeout mode each
+// call may wait --timeout (less near --max-time: chapter::wait_limit).
 struct CallResult {
     long n;
     int err;
@@ -272,8 +289,8 @@ struct CallResult {
 
 template <class Call>
 CallResult call_in_mode(const Options& options, Mode mode, net::socket_t fd, short events,
-                        Watchdog& watchdog, std::uint64_t& failed_tries, Call call) {
-    auto deadline = chapter::wait_deadline(options);
+                        Clock::time_point deadline, Watchdog& watchdog, std::uint64_t& failed_tries,
+                        Call call) {
     for (;;) {
         if (mode == Mode::deadline && !poll_until(fd, events, deadline))
             return {-1, 0};  // timed out: err 0
@@ -310,12 +327,14 @@ Failure timeout_failure(const char* call, const Options& options, Mode mode, int
 void send_all(const Options& options, Mode mode, net::socket_t fd, const std::string& data,
               Watchdog& watchdog) {
     std::uint64_t failed_tries = 0;
+    auto deadline = chapter::wait_deadline(options);  // one for the whole send_all, as sendall()
     for (std::size_t sent = 0; sent < data.size();) {
-        CallResult r = call_in_mode(options, mode, fd, POLLOUT, watchdog, failed_tries, [&] {
-            return traced(::send(fd, data.data() + sent, static_cast<int>(data.size() - sent),
-                                 net::send_flags),
-                          "send", fd, data.size() - sent);
-        });
+        CallResult r =
+            call_in_mode(options, mode, fd, POLLOUT, deadline, watchdog, failed_tries, [&] {
+                return traced(::send(fd, data.data() + sent, static_cast<int>(data.size() - sent),
+                                     net::send_flags),
+                              "send", fd, data.size() - sent);
+            });
         if (r.n < 0 && (r.err == 0 || net::is_timed_out(r.err))) chapter::check_max_time(options);
         if (r.n < 0 && (r.err == 0 || net::is_timed_out(r.err)))
             throw Failure("send",
@@ -342,9 +361,11 @@ void receive_response(const Options& options, Mode mode, net::socket_t fd, Watch
     chapter::ResponseReader response;
     while (!response.complete()) {
         auto start = Clock::now();
-        CallResult r = call_in_mode(options, mode, fd, POLLIN, watchdog, outcome.failed_tries, [&] {
-            return traced(::recv(fd, buffer, sizeof buffer, 0), "recv", fd, sizeof buffer);
-        });
+        CallResult r = call_in_mode(options, mode, fd, POLLIN, chapter::wait_deadline(options),
+                                    watchdog, outcome.failed_tries, [&] {
+                                        return traced(::recv(fd, buffer, sizeof buffer, 0), "recv",
+                                                      fd, sizeof buffer);
+                                    });
         if (outcome.first_recv.empty()) {
             outcome.first_recv = r.n > 0
                                      ? "returned " + std::to_string(r.n) + " bytes after " +

@@ -86,6 +86,11 @@ enum class Ready { yes, timed_out, failed };
 // EINTR: we go round again with the time that is left, so the total wait
 // stays one deadline, however often we wake.
 //
+// Python's select.select() is this same call; on Linux, glibc makes both it
+// and ours with the pselect6 system call, which is the name strace shows
+// [claim:python-select-is-pselect6]. (Likewise recv and send reach the
+// kernel as recvfrom and sendto; --trace prints the names in this source.)
+//
 // Windows reports a failed non-blocking connect in the exception set, not as
 // writable [claim:windows-failed-connect-in-exceptfds]; POSIX reports it as
 // writable, and SO_ERROR tells which it was. We watch both sets either way.
@@ -144,7 +149,8 @@ Ready busy_wait_until_readable(net::socket_t fd, Clock::time_point deadline, std
 // to become writable, up to the timeout, and then ask SO_ERROR how it ended:
 // 0 for connected [claim:nonblocking-connect-writable-so-error-zero], or the
 // error, e.g. ECONNREFUSED [claim:nonblocking-connect-refused-via-so-error].
-// CPython's settimeout() does exactly this inside sock.connect().
+// CPython's settimeout() does the same inside sock.connect(), waiting with
+// poll(POLLOUT|POLLERR) where we use select [claim:python-connect-timeout-polls].
 std::optional<Failure> connect_within_timeout(const Options& options, net::socket_t fd,
                                               const addrinfo* address) {
     std::string where = net::address_text(address->ai_addr);
@@ -193,9 +199,11 @@ net::Socket connect_to_host(const Options& options) {
             break;
         }
         net::no_sigpipe(sock.get());
-        // Python: sock.setblocking(False), or settimeout(t) which does it too.
-        if (traced(net::set_nonblocking(sock.get(), true), "set_nonblocking", sock.get()) != 0) {
-            last_failure = Failure("set_nonblocking", net::last_error());
+        // Python: sock.setblocking(False), or settimeout(t) which does it too:
+        // one ioctl(FIONBIO) on Linux [claim:python-setblocking-is-fionbio],
+        // where we use fcntl (chapter 2 says why).
+        if (net::set_nonblocking(sock.get(), true) != 0) {  // traced as fcntl (ioctlsocket)
+            last_failure = Failure("set O_NONBLOCK", net::last_error());
             continue;
         }
         narrate(options, "trying %s", net::address_text(address->ai_addr).c_str());

@@ -5,6 +5,9 @@
 //     tcpSock.shutdown(socket.SHUT_RD)   # "any further ends to this socket are disallowed"
 //     tcpSock.close()
 //
+// Python's shutdown() and close() are the system calls of the same names,
+// one call each [claim:python-shutdown-close].
+//
 // SHUT_RD does not do that. shutdown() ends one direction of the connection,
 // or both, for the socket itself, whichever descriptor it is called on; close()
 // releases one descriptor, and the connection ends only with the last one

@@ -1,0 +1,384 @@
+#!/usr/bin/env python3
+"""Claims about what Python does, checked by watching Python do it.
+
+Each claim runs a few lines of Python in a child interpreter under
+`strace -f`, against the lab server (or a peer made here when the claim
+needs one that the lab server is not), and asserts the system calls the
+chapters say Python makes, in order. Descriptors, ports and times are
+normalised; each test prints the CPython version and the calls it saw.
+
+CTest registers each claim as claim:python-... (`--list`); `python_claims.py
+CLAIM` runs one. Linux only. Exit: 0 pass, 1 fail, 77 skip. Under CI=true a
+missing strace, or ptrace refused, is a failure, not a skip.
+"""
+import argparse
+import os
+import re
+import shutil
+import socket
+import subprocess
+import sys
+import tempfile
+import threading
+import time
+
+CLAIMS = {}
+BIN_DIR = "."
+
+# The calls that matter for sockets. strace names them as the kernel does:
+# recv() is recvfrom, send() is sendto, select() is pselect6 (glibc on Linux).
+TRACED = "trace=%network,poll,ppoll,select,pselect6,ioctl,fcntl,close,rt_sigaction"
+# The traced lines start and end at these two harmless, failing calls, so the
+# interpreter's own start-up and exit are left out.
+BEGIN, END = 9901, 9902
+PRELUDE = """import os, select, socket, sys, time
+def mark(fd):
+    try:
+        os.close(fd)
+    except OSError:
+        pass
+"""
+
+
+class Failed(Exception):
+    pass
+
+
+class Skipped(Exception):
+    pass
+
+
+def expect(condition, message):
+    if not condition:
+        raise Failed(message)
+
+
+def claim(name):
+    def register(function):
+        CLAIMS[name] = function
+        return function
+    return register
+
+
+class Trace:
+    """What one snippet did: `calls` between the markers, `startup` before them."""
+
+    def __init__(self, lines, stderr):
+        self.startup, self.calls, self.stderr = [], [], stderr
+        where = self.startup
+        for line in lines:
+            if "close(%d)" % BEGIN in line:
+                where = self.calls
+                continue
+            if "close(%d)" % END in line:
+                where = []
+                continue
+            where.append(line)
+
+    def show(self):
+        return "\n".join("    " + c for c in self.calls)
+
+    def in_order(self, *patterns):
+        """Each pattern matches a call after the one the previous pattern matched."""
+        at = 0
+        for pattern in patterns:
+            for i in range(at, len(self.calls)):
+                if re.search(pattern, self.calls[i]):
+                    at = i + 1
+                    break
+            else:
+                raise Failed("no call matching %r (after call %d) in:\n%s" % (pattern, at, self.show()))
+
+    def none(self, pattern, why):
+        found = [c for c in self.calls if re.search(pattern, c)]
+        expect(not found, "%s, but saw %s in:\n%s" % (why, found[0] if found else "", self.show()))
+
+    def all(self, pattern):
+        return [c for c in self.calls if re.search(pattern, c)]
+
+
+def strace_or_skip():
+    path = shutil.which("strace")
+    if not path:
+        why = "strace is not installed (apt-get install strace)"
+        if os.environ.get("CI") == "true":
+            raise Failed(why + "; under CI=true that is a failure")
+        raise Skipped(why)
+    return path
+
+
+def normalise(line):
+    line = re.sub(r"^\d+ +", "", line)  # the pid strace -f puts first
+    line = re.sub(r"sin6?_port=htons\(\d+\)", "sin_port=htons(PORT)", line)
+    line = re.sub(r"0x[0-9a-f]+", "ADDR", line)
+    line = re.sub(r"\)\s+= ", ") = ", line)  # strace pads short calls into a column
+    return line.rstrip()
+
+
+def run_traced(snippet, peer_port):
+    """Run PRELUDE + snippet (with PORT defined) under strace; return a Trace."""
+    strace = strace_or_skip()
+    source = PRELUDE + "PORT = %d\nprint(sys.version.split()[0], file=sys.stderr)\nmark(%d)\n%s\nmark(%d)\n" % (
+        peer_port, BEGIN, snippet, END)
+    with tempfile.TemporaryDirectory() as directory:
+        out = os.path.join(directory, "trace")
+        done = subprocess.run([strace, "-f", "-qq", "-e", TRACED, "-o", out, sys.executable, "-c", source],
+                              stdin=subprocess.DEVNULL, stdout=subprocess.PIPE, stderr=subprocess.PIPE, timeout=60)
+        stderr = done.stderr.decode(errors="replace")
+        if not os.path.exists(out) or "PTRACE" in stderr or "ptrace" in stderr:
+            why = "strace could not trace (ptrace refused?): " + stderr.strip()[-300:]
+            if os.environ.get("CI") == "true":
+                raise Failed(why)
+            raise Skipped(why)
+        with open(out) as f:
+            lines = [normalise(l) for l in f if l.strip()]
+    trace = Trace(lines, stderr)
+    # Name the descriptor: the first socket the snippet made is FD.
+    made = [re.search(r"^socket\(.*\) = (\d+)$", c) for c in trace.calls]
+    made = [m.group(1) for m in made if m]
+    if made:
+        fd = made[0]
+        trace.calls = [re.sub(r"(?<![\d])%s(?![\d])" % fd, "FD", c) for c in trace.calls]
+    print("CPython %s; calls between the markers:\n%s" % (stderr.splitlines()[0] if stderr else "?", trace.show()))
+    expect(done.returncode == 0, "the snippet failed (exit %d):\n%s" % (done.returncode, stderr[-2000:]))
+    return trace
+
+
+class LabServer:
+    """The standalone lab server on 127.0.0.1 with one scenario."""
+
+    def __init__(self, scenario):
+        program = os.path.join(BIN_DIR, "labserver")
+        if not os.path.exists(program):
+            raise Failed("no labserver at %s" % program)
+        self.proc = subprocess.Popen([program, "--quiet", "--scenario", scenario],
+                                     stdin=subprocess.DEVNULL, stdout=subprocess.PIPE, stderr=subprocess.DEVNULL)
+        line = self.proc.stdout.readline().decode()
+        match = re.match(r"listening on 127\.0\.0\.1:(\d+)", line)
+        if not match:
+            self.proc.kill()
+            raise Failed("labserver said %r" % line)
+        self.port = int(match.group(1))
+
+    def __enter__(self):
+        return self
+
+    def __exit__(self, *exc):
+        self.proc.kill()
+        self.proc.wait()
+
+
+class SlowReader:
+    """A peer that accepts one connection and reads 64 KiB every 0.2 s: a
+    sendall to it keeps moving, slowly. (The lab server reads as fast as it can.)"""
+
+    def __init__(self):
+        self.listener = socket.socket()
+        self.listener.bind(("127.0.0.1", 0))
+        self.listener.listen(1)
+        self.port = self.listener.getsockname()[1]
+        self.stop = threading.Event()
+        threading.Thread(target=self.serve, daemon=True).start()
+
+    def serve(self):
+        conn, _ = self.listener.accept()
+        with conn:
+            conn.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, 65536)
+            while not self.stop.wait(0.2):
+                if not conn.recv(65536):
+                    return
+
+    def __enter__(self):
+        return self
+
+    def __exit__(self, *exc):
+        self.stop.set()
+        self.listener.close()
+
+
+REQUEST = r'b"GET / HTTP/1.1\r\nHost: lab\r\nConnection: close\r\n\r\n"'
+
+
+# ---------------------------------------------------------------- the claims
+
+@claim("python-socket-cloexec")
+def socket_cloexec():
+    with LabServer("hello") as lab:
+        t = run_traced("s = socket.socket()\ns.close()", lab.port)
+    t.in_order(r"^socket\(AF_INET, SOCK_STREAM\|SOCK_CLOEXEC, IPPROTO_IP\) = FD$", r"^close\(FD\) = 0$")
+
+
+@claim("python-ignores-sigpipe")
+def ignores_sigpipe():
+    with LabServer("hello") as lab:
+        t = run_traced("pass", lab.port)
+    found = [c for c in t.startup if re.search(r"^rt_sigaction\(SIGPIPE, \{sa_handler=SIG_IGN", c)]
+    expect(found, "no rt_sigaction(SIGPIPE, SIG_IGN) at start-up:\n" + "\n".join(t.startup[-40:]))
+
+
+@claim("python-setblocking-is-fionbio")
+def setblocking_is_fionbio():
+    with LabServer("hello") as lab:
+        t = run_traced("s = socket.socket()\ns.setblocking(False)\ns.setblocking(True)\ns.close()", lab.port)
+    t.in_order(r"^ioctl\(FD, FIONBIO, \[1\]\) = 0$", r"^ioctl\(FD, FIONBIO, \[0\]\) = 0$")
+    t.none(r"^fcntl\(FD", "setblocking() makes one ioctl(FIONBIO) call, no fcntl")
+
+
+@claim("python-settimeout-modes")
+def settimeout_modes():
+    # settimeout(0) is non-blocking, settimeout(None) blocking, settimeout(t)
+    # non-blocking too (the timeout is CPython's own, with poll): no SO_RCVTIMEO.
+    with LabServer("hello") as lab:
+        t = run_traced("s = socket.socket()\ns.settimeout(0)\ns.settimeout(None)\ns.settimeout(2.5)\ns.close()", lab.port)
+    t.in_order(r"^ioctl\(FD, FIONBIO, \[1\]\) = 0$", r"^ioctl\(FD, FIONBIO, \[0\]\) = 0$", r"^ioctl\(FD, FIONBIO, \[1\]\) = 0$")
+    t.none(r"SO_RCVTIMEO|SO_SNDTIMEO", "settimeout() sets no kernel timeout")
+
+
+@claim("python-connect-blocking")
+def connect_blocking():
+    with LabServer("hello") as lab:
+        t = run_traced("s = socket.socket()\ns.connect(('127.0.0.1', PORT))\ns.close()", lab.port)
+    t.in_order(r"^socket\(", r"^connect\(FD, .*\) = 0$", r"^close\(FD\)")
+    t.none(r"^(poll|ioctl)\(", "a blocking connect is one connect() call")
+
+
+@claim("python-connect-timeout-polls")
+def connect_timeout_polls():
+    with LabServer("hello") as lab:
+        t = run_traced("s = socket.socket()\ns.settimeout(2)\ns.connect(('127.0.0.1', PORT))\ns.close()", lab.port)
+    t.in_order(r"^ioctl\(FD, FIONBIO, \[1\]\) = 0$",
+               r"^connect\(FD, .*\) = -1 EINPROGRESS",
+               r"^poll\(\[\{fd=FD, events=POLLOUT\|POLLERR\}\], 1, 2000\) = 1",
+               r"^getsockopt\(FD, SOL_SOCKET, SO_ERROR, \[0\]")
+    t.none(r"^(p?select6?)\(", "CPython waits for the connect with poll, not select")
+
+
+@claim("python-create-connection")
+def create_connection():
+    with LabServer("hello") as lab:
+        t = run_traced("s = socket.create_connection(('127.0.0.1', PORT), timeout=3)\ns.close()", lab.port)
+    t.in_order(r"^socket\(AF_INET, SOCK_STREAM\|SOCK_CLOEXEC, IPPROTO_TCP\) = FD$",
+               r"^ioctl\(FD, FIONBIO, \[1\]\) = 0$",
+               r"^connect\(FD, .*\) = -1 EINPROGRESS",
+               r"^poll\(\[\{fd=FD, events=POLLOUT\|POLLERR\}\], 1, 3000\) = 1",
+               r"^getsockopt\(FD, SOL_SOCKET, SO_ERROR, \[0\]")
+
+
+@claim("python-recv-modes")
+def recv_modes():
+    # Blocking: recvfrom at once, sleeping in it. Timeout: poll(POLLIN, ms)
+    # first. Non-blocking on an empty socket: recvfrom fails with EAGAIN
+    # (BlockingIOError), no poll.
+    snippet = """s = socket.socket()
+s.connect(('127.0.0.1', PORT))
+s.setblocking(False)
+try:
+    s.recv(4096)
+except BlockingIOError:
+    print("BlockingIOError", file=sys.stderr)
+s.setblocking(True)
+s.sendall(%s)
+s.recv(10)
+s.settimeout(4)
+s.recv(10)
+s.close()""" % REQUEST
+    with LabServer("hello") as lab:
+        t = run_traced(snippet, lab.port)
+    expect("BlockingIOError" in t.stderr, "the non-blocking recv did not raise BlockingIOError")
+    t.in_order(r"^ioctl\(FD, FIONBIO, \[1\]\) = 0$",
+               r"^recvfrom\(FD, ADDR, 4096, 0, NULL, NULL\) = -1 EAGAIN",
+               r"^ioctl\(FD, FIONBIO, \[0\]\) = 0$",
+               r"^sendto\(FD, ",
+               r"^recvfrom\(FD, \"HTTP/1.1 2\", 10, 0, NULL, NULL\) = 10$",
+               r"^ioctl\(FD, FIONBIO, \[1\]\) = 0$",
+               r"^poll\(\[\{fd=FD, events=POLLIN\}\], 1, 4000\) = 1",
+               r"^recvfrom\(FD, .*, 10, 0, NULL, NULL\) = 10$")
+    before = t.calls[:[i for i, c in enumerate(t.calls) if "recvfrom(FD, \"HTTP/1.1 2\"" in c][0]]
+    expect(not [c for c in before if c.startswith("poll(")], "a poll before the blocking recv:\n" + t.show())
+
+
+@claim("python-sendall-one-deadline")
+def sendall_one_deadline():
+    # sendall with settimeout(1) to a peer that reads slowly: one deadline
+    # for the whole call, so each poll gets only what is left of it, and
+    # TimeoutError comes after about 1 s although data was moving.
+    snippet = """s = socket.socket()
+s.setsockopt(socket.SOL_SOCKET, socket.SO_SNDBUF, 65536)
+s.connect(('127.0.0.1', PORT))
+s.settimeout(1)
+start = time.monotonic()
+try:
+    s.sendall(b"x" * (64 * 1024 * 1024))
+except TimeoutError:
+    print("TimeoutError after %.2f s" % (time.monotonic() - start), file=sys.stderr)
+s.close()"""
+    with SlowReader() as peer:
+        t = run_traced(snippet, peer.port)
+    late = re.search(r"TimeoutError after ([\d.]+) s", t.stderr)
+    expect(late, "sendall did not raise TimeoutError:\n" + t.stderr)
+    expect(0.9 <= float(late.group(1)) < 1.6, "TimeoutError after %s s, expected about 1 s" % late.group(1))
+    waits = [int(m.group(1)) for m in (re.search(r"^poll\(\[\{fd=FD, events=POLLOUT\}\], 1, (\d+)\)", c) for c in t.calls) if m]
+    sent = t.all(r"^sendto\(FD, .* = \d+$")
+    expect(len(waits) >= 3 and len(sent) >= 2, "expected several polls and sends, saw %d polls, %d sends:\n%s" % (len(waits), len(sent), t.show()))
+    expect(waits[0] == 1000, "the first poll waits the whole timeout, 1000 ms; saw %d" % waits[0])
+    expect(all(b < a for a, b in zip(waits, waits[1:])),
+           "the poll timeouts do not shrink: %s (one deadline for the whole sendall)" % waits)
+    print("poll timeouts (ms): %s" % waits)
+
+
+@claim("python-select-is-pselect6")
+def select_is_pselect6():
+    snippet = """s = socket.socket()
+s.connect(('127.0.0.1', PORT))
+select.select([s], [], [], 0)
+select.select([s], [], [], 0.25)
+s.close()"""
+    with LabServer("silent") as lab:
+        t = run_traced(snippet, lab.port)
+    t.in_order(r"^pselect6\(\d+, \[FD\], NULL, NULL, \{tv_sec=0, tv_nsec=0\}, NULL\) = 0 \(Timeout\)$",
+               r"^pselect6\(\d+, \[FD\], NULL, NULL, \{tv_sec=0, tv_nsec=250000000\}, NULL\) = 0 \(Timeout\)$")
+    t.none(r"^select\(", "glibc's select() is the pselect6 system call on Linux")
+
+
+@claim("python-shutdown-close")
+def shutdown_close():
+    snippet = """s = socket.socket()
+s.connect(('127.0.0.1', PORT))
+s.shutdown(socket.SHUT_WR)
+s.close()"""
+    with LabServer("hello") as lab:
+        t = run_traced(snippet, lab.port)
+    t.in_order(r"^connect\(FD", r"^shutdown\(FD, SHUT_WR\) = 0$", r"^close\(FD\) = 0$")
+
+
+def main():
+    global BIN_DIR
+    parser = argparse.ArgumentParser()
+    parser.add_argument("--list", action="store_true")
+    parser.add_argument("--bin-dir", default=".")
+    parser.add_argument("--emulator", default="")
+    parser.add_argument("claim", nargs="?")
+    options = parser.parse_args()
+    if options.list:
+        print("\n".join(sorted(CLAIMS)))
+        return 0
+    BIN_DIR = options.bin_dir
+    if options.claim not in CLAIMS:
+        print("no claim %r (see --list)" % options.claim)
+        return 1
+    try:
+        if options.emulator or not sys.platform.startswith("linux"):
+            raise Skipped("Linux only: strace watches CPython on Linux (Windows: read from CPython's source, docs/python-underneath.md)")
+        CLAIMS[options.claim]()
+    except Skipped as reason:
+        print("SKIP %s: %s" % (options.claim, reason))
+        return 77
+    except Failed as failure:
+        print("FAIL %s: %s" % (options.claim, failure))
+        return 1
+    print("PASS %s" % options.claim)
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
