@@ -2,8 +2,8 @@
 cmake_minimum_required(VERSION 3.16)
 # Fails when a [claim:id] in chapters/ or common/ has no TEST_CASE("id") in tests/claims/
 # (or, for claims about Python, no @claim("id") in tests/python_claims.py).
-file(GLOB_RECURSE annotated "${ROOT}/chapters/*.cpp" "${ROOT}/chapters/*.h" "${ROOT}/common/*.cpp"
-     "${ROOT}/common/*.h")
+file(GLOB_RECURSE annotated "${ROOT}/chapters/*.cpp" "${ROOT}/chapters/*.h" "${ROOT}/chapters/*.py"
+     "${ROOT}/common/*.cpp" "${ROOT}/common/*.h")
 set(claims "")
 foreach(file ${annotated})
   file(STRINGS "${file}" lines REGEX "\\[claim:[a-z0-9._-]+\\]")

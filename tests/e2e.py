@@ -816,6 +816,63 @@ def chapter3_cases():
         case("chapter3:bad-input:" + name)(bad)
 
 
+# ------------------------------------------- the tutorial's program, corrected, in Python
+
+def select_client_cases():
+    """chapters/03_select/select_client.py against the standalone lab server."""
+    script = os.path.join(ROOT, "chapters", "03_select", "select_client.py")
+
+    def run_client(ctx, scenario, args=(), timeout=30):
+        if ctx.emulator:
+            raise Skipped("a Python program: it runs the same in the Linux suite")
+        proc, line = ctx.start_labserver(["--scenario", scenario, "--quiet"])
+        try:
+            port = line.rsplit(":", 1)[-1]
+            start = time.monotonic()
+            done = subprocess.run([sys.executable, script] + list(args) + ["127.0.0.1", port],
+                                  stdin=subprocess.DEVNULL, stdout=subprocess.PIPE, stderr=subprocess.PIPE, timeout=timeout)
+            return Run(done.returncode, done.stdout, done.stderr, time.monotonic() - start)
+        finally:
+            proc.kill()
+            proc.wait()
+
+    def fetch_case(name, scenario, expected):
+        def check(ctx):
+            run = run_client(ctx, scenario)
+            expect(run.rc == 0, run.describe())
+            expect(run.stdout == expected, "stdout: %d bytes, expected %d; first %r" % (len(run.stdout), len(expected), run.stdout[:80]))
+        case("select-client-py:" + name)(check)
+
+    fetch_case("hello", "hello", hello_response())
+    fetch_case("drip", "drip:16", hello_response())
+    fetch_case("chunked", "chunked", chunked_hello_response())
+    fetch_case("big", "big:8", big_response(8))
+
+    def failure_case(name, scenario, pattern, args=()):
+        def check(ctx):
+            run = run_client(ctx, scenario, args)
+            expect(run.rc == 1, "expected exit 1: " + run.describe())
+            expect(re.search(pattern, run.error_line()), "error line %r does not match %r" % (run.error_line(), pattern))
+            expect(run.seconds < 5, "took %.1f s" % run.seconds)
+        case("select-client-py:" + name)(check)
+
+    failure_case("reset", "reset", r"^select_client\.py: recv: Connection reset by peer$")
+    failure_case("silent", "silent", r"^select_client\.py: recv: no answer for 0\.5 s$", ["--timeout", "0.5"])
+    failure_case("truncate", "truncate", r"^select_client\.py: response truncated: 1000 of 1048576 body bytes")
+    failure_case("close", "close", r"^select_client\.py: response truncated: the server closed before the end")
+
+    @case("select-client-py:refused")
+    def refused(ctx):
+        if ctx.emulator:
+            raise Skipped("a Python program: it runs the same in the Linux suite")
+        port = unused_port()
+        done = subprocess.run([sys.executable, script, "127.0.0.1", str(port)], stdin=subprocess.DEVNULL,
+                              stdout=subprocess.PIPE, stderr=subprocess.PIPE, timeout=30)
+        run = Run(done.returncode, done.stdout, done.stderr, 0)
+        expect(run.rc == 1 and run.error_line() == "select_client.py: connect 127.0.0.1:%d: Connection refused" % port,
+               run.describe())
+
+
 # ---------------------------------------------------------------- labserver cases
 
 @case("labserver:first-line-and-loopback-only")
@@ -897,6 +954,7 @@ def main():
         chapter3_cases()
     if "chapter4" in chapters():
         chapter4_cases()
+    select_client_cases()
     if options.list:
         print("\n".join(sorted(CASES)))
         return 0

@@ -351,6 +351,32 @@ s.close()"""
     t.in_order(r"^connect\(FD", r"^shutdown\(FD, SHUT_WR\) = 0$", r"^close\(FD\) = 0$")
 
 
+@claim("python-select-client-sleeps-while-waiting")
+def select_client_sleeps():
+    # Not a trace: the CPU the corrected tutorial program spends while the
+    # lab server waits before answering, against its --busy-wait (the
+    # tutorial's select(..., 0) loop). Generous bounds: the point is the gap.
+    import resource
+    script = os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", "chapters", "03_select", "select_client.py")
+
+    def cpu_seconds(wait, *extra):
+        with LabServer("slow:%g" % wait) as lab:
+            before = resource.getrusage(resource.RUSAGE_CHILDREN)
+            done = subprocess.run([sys.executable, script] + list(extra) + ["127.0.0.1", str(lab.port)],
+                                  stdin=subprocess.DEVNULL, stdout=subprocess.PIPE, stderr=subprocess.PIPE, timeout=30)
+            after = resource.getrusage(resource.RUSAGE_CHILDREN)
+        expect(done.returncode == 0, "select_client.py failed: %s" % done.stderr.decode(errors="replace")[-500:])
+        return (after.ru_utime - before.ru_utime) + (after.ru_stime - before.ru_stime)
+
+    asleep = cpu_seconds(2)
+    spinning = cpu_seconds(1, "--busy-wait")
+    print("CPython %s; CPU seconds: %.3f over a 2 s wait; %.3f over a 1 s wait with --busy-wait"
+          % (sys.version.split()[0], asleep, spinning))
+    # Interpreter start-up alone is about 0.08 CPU-s here.
+    expect(asleep < 0.3, "spent %.3f CPU-s over a 2 s wait: it does not sleep while waiting" % asleep)
+    expect(spinning > 0.5, "--busy-wait spent only %.3f CPU-s over 1 s: it should spin" % spinning)
+
+
 def main():
     global BIN_DIR
     parser = argparse.ArgumentParser()
