@@ -68,9 +68,35 @@ TEST_CASE("shutdown-acts-on-every-descriptor-close-on-one") {
 
 #ifdef __linux__
 namespace {
-// Linux's table of IPv4 TCP sockets: the state (hex) of the socket whose local
-// port is `port`, or "" if none. 06 is TIME_WAIT.
-std::string tcp_state_of_local_port(std::uint16_t port) {
+// One connection's two ends as Linux's table of IPv4 TCP sockets
+// (/proc/net/tcp) spells them: "0100007F:D3F2" is 127.0.0.1, port 0xD3F2.
+struct Ends {
+    std::string local, remote;
+};
+
+std::string proc_address(const sockaddr_in& address) {
+    char text[16];
+    // The kernel prints the address as the 32-bit number it stores, in this
+    // machine's byte order, and the port as a plain number.
+    std::snprintf(text, sizeof text, "%08X:%04X", static_cast<unsigned>(address.sin_addr.s_addr),
+                  static_cast<unsigned>(ntohs(address.sin_port)));
+    return text;
+}
+
+// Read while the socket is still open.
+Ends ends_of(net::socket_t fd) {
+    sockaddr_in local{}, remote{};
+    socklen_t length = sizeof local;
+    must(::getsockname(fd, reinterpret_cast<sockaddr*>(&local), &length), "getsockname");
+    length = sizeof remote;
+    must(::getpeername(fd, reinterpret_cast<sockaddr*>(&remote), &length), "getpeername");
+    return {proc_address(local), proc_address(remote)};
+}
+
+// The state (hex) of exactly this connection, matched on both ends (the
+// whole address/port 4-tuple: another connection may share a local port), or
+// "" if the table no longer has it. 06 is TIME_WAIT.
+std::string tcp_state(const Ends& ends) {
     std::ifstream table("/proc/net/tcp");
     std::string line;
     std::getline(table, line);  // header
@@ -78,9 +104,13 @@ std::string tcp_state_of_local_port(std::uint16_t port) {
         std::istringstream fields(line);
         std::string slot, local, remote, state;
         fields >> slot >> local >> remote >> state;
-        if (std::stoul(local.substr(local.find(':') + 1), nullptr, 16) == port) return state;
+        if (local == ends.local && remote == ends.remote) return state;
     }
     return "";
+}
+
+std::string describe(const Ends& ends) {
+    return ends.local + " -> " + ends.remote;
 }
 
 std::uint16_t local_port(net::socket_t fd) {
@@ -97,7 +127,7 @@ TEST_CASE("active-closer-ends-in-time-wait") {
     harness::skip("reads /proc/net/tcp, which only Linux has");
 #else
     harness::Pair p = harness::connected_pair();
-    std::uint16_t client_port = local_port(p.client.get());
+    Ends client = ends_of(p.client.get());
     p.client.reset();  // the client closes first: its FIN goes first
     char buffer[16];
     must(net::set_timeout_option(p.server.get(), SO_RCVTIMEO, 5), "SO_RCVTIMEO");
@@ -106,12 +136,11 @@ TEST_CASE("active-closer-ends-in-time-wait") {
     p.server.reset();  // the server's FIN, which the client's side acknowledges
     std::string state;
     for (int i = 0; i < 50 && state != "06"; ++i) {
-        state = tcp_state_of_local_port(client_port);
+        state = tcp_state(client);
         if (state != "06") harness::sleep_for(0.02);
     }
-    EXPECT(state == "06", "the client's side (port " + std::to_string(client_port) +
-                              ") is in state " + (state.empty() ? "(gone)" : state) +
-                              ", not 06 (TIME_WAIT)");
+    EXPECT(state == "06", "the client's side (" + describe(client) + ") is in state " +
+                              (state.empty() ? "(gone)" : state) + ", not 06 (TIME_WAIT)");
 #endif
 }
 
@@ -137,6 +166,7 @@ TEST_CASE("reuseaddr-rebinds-port-in-time-wait") {
     // A first run, as the lab server does it: a listener with SO_REUSEADDR that
     // closes its connection first, leaving TIME_WAIT on its own port.
     std::uint16_t port = 0;
+    Ends server_side;
     {
         auto [listener, err] = socket_on(0, true);
         EXPECT(err == 0, "bind: " + describe(err));
@@ -149,12 +179,13 @@ TEST_CASE("reuseaddr-rebinds-port-in-time-wait") {
         net::Socket client(must(::socket(AF_INET, SOCK_STREAM, IPPROTO_TCP), "socket"));
         must(::connect(client.get(), reinterpret_cast<sockaddr*>(&to), sizeof to), "connect");
         net::Socket served(must(::accept(listener.get(), nullptr, nullptr), "accept"));
+        server_side = ends_of(served.get());
         served.reset();  // the server's FIN first: TIME_WAIT on its side
         char buffer[16];
         must(net::set_timeout_option(client.get(), SO_RCVTIMEO, 5), "SO_RCVTIMEO");
         EXPECT(::recv(client.get(), buffer, sizeof buffer, 0) == 0, "the client saw no FIN");
     }  // client and listener closed
-    EXPECT(tcp_state_of_local_port(port) == "06", "no TIME_WAIT on port " + std::to_string(port));
+    EXPECT(tcp_state(server_side) == "06", "no TIME_WAIT for " + describe(server_side));
     auto plain = socket_on(port, false);
     EXPECT(plain.second == EADDRINUSE,
            "without SO_REUSEADDR the bind gave " + describe(plain.second));
@@ -168,7 +199,7 @@ TEST_CASE("linger-zero-leaves-no-time-wait") {
     harness::skip("reads /proc/net/tcp, which only Linux has");
 #else
     harness::Pair p = harness::connected_pair();
-    std::uint16_t client_port = local_port(p.client.get());
+    Ends client = ends_of(p.client.get());
     linger abort_on_close{};
     abort_on_close.l_onoff = 1;
     abort_on_close.l_linger = 0;
@@ -177,8 +208,8 @@ TEST_CASE("linger-zero-leaves-no-time-wait") {
          "SO_LINGER");
     p.client.reset();  // the client closes first, but with an RST
     harness::sleep_for(0.1);
-    std::string state = tcp_state_of_local_port(client_port);
-    EXPECT(state.empty(), "the client's side (port " + std::to_string(client_port) +
-                              ") is still in the table, state " + state);
+    std::string state = tcp_state(client);
+    EXPECT(state.empty(),
+           "the client's side (" + describe(client) + ") is still in the table, state " + state);
 #endif
 }
