@@ -215,11 +215,12 @@ bool Server::start(const std::string& address, std::uint16_t port, std::string& 
         error = "bind address '" + address + "': " + ::gai_strerror(rc);
         return false;
     }
-    std::memcpy(&wake_address_, found->ai_addr, found->ai_addrlen);
-    wake_length_ = static_cast<socklen_t>(found->ai_addrlen);
+    sockaddr_storage bound{};
+    std::memcpy(&bound, found->ai_addr, found->ai_addrlen);
+    socklen_t bound_size = static_cast<socklen_t>(found->ai_addrlen);
     ::freeaddrinfo(found);
 
-    net::Socket listener(::socket(wake_address_.ss_family, SOCK_STREAM, IPPROTO_TCP));
+    net::Socket listener(::socket(bound.ss_family, SOCK_STREAM, IPPROTO_TCP));
     if (!listener.valid()) {
         error = "socket: " + net::error_text(net::last_error());
         return false;
@@ -237,29 +238,18 @@ bool Server::start(const std::string& address, std::uint16_t port, std::string& 
     ::setsockopt(listener.get(), SOL_SOCKET, SO_REUSEADDR, reinterpret_cast<const char*>(&one),
                  sizeof one);
 #endif
-    sockaddr* where = reinterpret_cast<sockaddr*>(&wake_address_);
-    if (::bind(listener.get(), where, wake_length_) != 0 ||
+    sockaddr* where = reinterpret_cast<sockaddr*>(&bound);
+    if (::bind(listener.get(), where, bound_size) != 0 ||
         ::listen(listener.get(), SOMAXCONN) != 0 ||
-        ::getsockname(listener.get(), where, &wake_length_) != 0) {
+        ::getsockname(listener.get(), where, &bound_size) != 0) {
         int err = net::last_error();
         error =
             "listen on " + address + " port " + std::to_string(port) + ": " + net::error_text(err);
         return false;
     }
     address_ = net::address_text(where);
-    port_ = ntohs(wake_address_.ss_family == AF_INET6
-                      ? reinterpret_cast<sockaddr_in6*>(where)->sin6_port
-                      : reinterpret_cast<sockaddr_in*>(where)->sin_port);
-
-    // stop() wakes the accept loop by connecting to us: to the loopback
-    // address when we listen on "any".
-    if (wake_address_.ss_family == AF_INET) {
-        auto* in = reinterpret_cast<sockaddr_in*>(where);
-        if (in->sin_addr.s_addr == htonl(INADDR_ANY)) in->sin_addr.s_addr = htonl(INADDR_LOOPBACK);
-    } else {
-        auto* in6 = reinterpret_cast<sockaddr_in6*>(where);
-        if (IN6_IS_ADDR_UNSPECIFIED(&in6->sin6_addr)) in6->sin6_addr = in6addr_loopback;
-    }
+    port_ = ntohs(bound.ss_family == AF_INET6 ? reinterpret_cast<sockaddr_in6*>(where)->sin6_port
+                                              : reinterpret_cast<sockaddr_in*>(where)->sin_port);
 
     max_connections_ = max_connections;
     listener_ = listener.release();
@@ -270,10 +260,11 @@ bool Server::start(const std::string& address, std::uint16_t port, std::string& 
 
 void Server::accept_loop() {
     std::uint64_t accepted = 0;
+    net::socket_t listener = listener_;  // set before this thread started
     while (max_connections_ == 0 || accepted < max_connections_) {
         sockaddr_storage peer{};
         socklen_t peer_length = sizeof peer;
-        net::socket_t fd = ::accept(listener_, reinterpret_cast<sockaddr*>(&peer), &peer_length);
+        net::socket_t fd = ::accept(listener, reinterpret_cast<sockaddr*>(&peer), &peer_length);
         int err = net::last_error();
         std::unique_lock<std::mutex> lock(mutex_);
         if (stopping_) {
@@ -301,7 +292,8 @@ void Server::accept_loop() {
         }
     }
     std::lock_guard<std::mutex> lock(mutex_);
-    net::close_socket(listener_);  // from now on, connecting clients are refused
+    if (listener_ != net::invalid_socket)  // (stop() may have closed it: Windows)
+        net::close_socket(listener_);      // from now on, connecting clients are refused
     listener_ = net::invalid_socket;
     accepting_ = false;
     changed_.notify_all();
@@ -316,7 +308,6 @@ void Server::wait() {
 }
 
 void Server::stop(double grace) {
-    bool wake_accept = false;
     {
         std::unique_lock<std::mutex> lock(mutex_);
         changed_.wait_for(lock, std::chrono::duration<double>(grace),
@@ -327,13 +318,13 @@ void Server::stop(double grace) {
         // (Windows) we forget it, and end_connection() leaves it alone.
         for (auto it = open_.begin(); it != open_.end();)
             it = net::wake_blocked_calls(*it) ? open_.erase(it) : std::next(it);
-        wake_accept = accepting_;
+        // Wake the accept loop the same way, with no connection of our own
+        // (one would leave a TIME_WAIT entry behind): shutdown on a listening
+        // socket makes a blocked accept fail on Linux, closesocket does on
+        // Windows [claim:wake-blocked-accept].
+        if (accepting_ && listener_ != net::invalid_socket && net::wake_blocked_calls(listener_))
+            listener_ = net::invalid_socket;
         changed_.notify_all();
-    }
-    if (wake_accept) {
-        net::Socket wake(::socket(wake_address_.ss_family, SOCK_STREAM, IPPROTO_TCP));
-        if (wake.valid())
-            ::connect(wake.get(), reinterpret_cast<sockaddr*>(&wake_address_), wake_length_);
     }
     wait();
 }

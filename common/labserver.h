@@ -100,8 +100,6 @@ private:
     Scenario scenario_;
     std::function<void(const std::string&)> on_event_;
     net::socket_t listener_ = net::invalid_socket;
-    sockaddr_storage wake_address_{};  // where stop() connects to wake accept()
-    socklen_t wake_length_ = 0;
     std::uint16_t port_ = 0;
     std::string address_;
     std::uint64_t max_connections_ = 0;

@@ -1,6 +1,8 @@
 // Claims made in common/: the platform shim and the lab server.
 #include "harness.h"
 
+#include <atomic>
+#include <cstdio>
 #include <thread>
 
 using harness::describe;
@@ -142,4 +144,35 @@ TEST_CASE("closed-pipe-write-fails-epipe") {
     EXPECT(n == -1 && err == EPIPE,
            "write returned " + std::to_string(n) + " (" + describe(err) + ")");
 #endif
+}
+
+TEST_CASE("wake-blocked-accept") {
+    // A thread blocked in accept on a listener; net::wake_blocked_calls from
+    // this thread: shutdown on POSIX (Linux fails the accept), closesocket on
+    // Windows. Nobody connects.
+    harness::Listener listener = harness::listen_on_loopback();
+    net::socket_t fd = listener.sock.get();
+    std::atomic<bool> returned{false};
+    net::socket_t accepted = net::invalid_socket;
+    int err = 0;
+    std::thread acceptor([&] {
+        accepted = ::accept(fd, nullptr, nullptr);
+        err = net::last_error();
+        returned = true;
+    });
+    harness::sleep_for(0.2);
+    auto start = Clock::now();
+    if (net::wake_blocked_calls(fd)) listener.sock.release();  // Windows closed it
+    while (!returned && seconds_since(start) < 2)
+        harness::sleep_for(0.01);
+    double took = seconds_since(start);
+    if (!returned) {  // still blocked: release it with a connection, then fail
+        net::Socket unblock(::socket(AF_INET, SOCK_STREAM, IPPROTO_TCP));
+        ::connect(unblock.get(), listener.addr(), listener.length);
+    }
+    acceptor.join();
+    if (accepted != net::invalid_socket) net::close_socket(accepted);
+    EXPECT(took < 2, "accept still blocked 2 s after the wake");
+    EXPECT(accepted == net::invalid_socket, "accept returned a connection; nobody connected");
+    std::printf("accept failed with %s after %.3f s\n", describe(err).c_str(), took);
 }
