@@ -20,9 +20,10 @@
 //   --------  ---------------------------------------------  ---------------------------------
 //   none      send, read the whole response, close           our FIN after its answer
 //   half      send, shutdown(SHUT_WR), read, close           our FIN right after the request
-//   rd        shutdown(SHUT_RD), recv, send, SHUT_WR, close  nothing of the SHUT_RD; our FIN
-//   rdwr      send, shutdown(SHUT_RDWR), close               our FIN; its answer meets a
-//                                                            socket that takes nothing more
+//   rd        shutdown(SHUT_RD), recv, send, SHUT_WR, close  nothing of the SHUT_RD; our FIN;
+//                                                            an RST for its echo (unread)
+//   rdwr      send, shutdown(SHUT_RDWR), close               our FIN; an RST for its echo,
+//                                                            which it never reads
 //   linger0   send, SO_LINGER {on, 0}, close                 an RST: "connection reset"
 //   unread    send, close with the answer unread             an RST: "connection reset"
 // clang-format on
@@ -200,15 +201,21 @@ void end_rd(const Options& options, net::Socket& sock) {
     traced(::shutdown(sock.get(), net::shut_wr), "shutdown", sock.get(), "SHUT_WR");
     narrate(options, "the request went out after SHUT_RD; the echo has nowhere to go");
     close_traced(options, sock);
+    narrate(options, "the echo will arrive at a closed socket: our kernel answers it with an RST");
 }
 
 // rdwr: both directions at once, then close. The server gets our FIN; what it
-// sends back arrives at a socket that takes nothing more.
+// sends back arrives at a socket that takes nothing more, and our kernel
+// answers that data with an RST [claim:data-after-shutdown-both-resets] (on
+// Linux, nstat's TcpExtTCPAbortOnData counts it). The echo server does not
+// notice: it read our FIN first and closes without reading again. The same
+// happens in rd mode, whose socket is closed when the echo arrives.
 void end_rdwr(const Options& options, net::Socket& sock) {
     send_all(sock.get(), chapter::http_request(options));
     traced(::shutdown(sock.get(), net::shut_rdwr), "shutdown", sock.get(), "SHUT_RDWR");
     narrate(options, "shutdown(SHUT_RDWR): no more sending, no more receiving");
     close_traced(options, sock);
+    narrate(options, "the echo will arrive at a closed socket: our kernel answers it with an RST");
 }
 
 // linger0: SO_LINGER {on, 0} turns close into an abort: the kernel drops what

@@ -213,3 +213,27 @@ TEST_CASE("linger-zero-leaves-no-time-wait") {
            "the client's side (" + describe(client) + ") is still in the table, state " + state);
 #endif
 }
+
+TEST_CASE("data-after-shutdown-both-resets") {
+    // The client shuts down both directions; the server reads its FIN, then
+    // sends anyway. The client's kernel answers that data with an RST, so
+    // the server's next send fails.
+    harness::Pair p = harness::connected_pair();
+    must(::shutdown(p.client.get(), net::shut_rdwr), "shutdown(SHUT_RDWR)");
+    must(net::set_timeout_option(p.server.get(), SO_RCVTIMEO, 5), "SO_RCVTIMEO");
+    char buffer[16];
+    long n = ::recv(p.server.get(), buffer, sizeof buffer, 0);
+    EXPECT(n == 0, "the server did not see the client's FIN: recv returned " + std::to_string(n));
+    must(::send(p.server.get(), "echo", 4, net::send_flags), "send after the FIN");
+    harness::sleep_for(0.3);  // the RST comes back
+    long again = ::send(p.server.get(), "more", 4, net::send_flags);
+    int err = net::last_error();
+#ifdef _WIN32
+    EXPECT(again == -1 && (err == WSAECONNRESET || err == WSAECONNABORTED),
+           "the second send returned " + std::to_string(again) + " (" + describe(err) + ")");
+#else
+    EXPECT(again == -1 && (err == EPIPE || err == ECONNRESET),
+           "the second send returned " + std::to_string(again) + " (" + describe(err) +
+               "): no RST came back");
+#endif
+}
