@@ -169,6 +169,11 @@ void receive_response(const Options& options, net::socket_t fd) {
             break;
         }
         int err = net::last_error();
+        // EINTR: a signal came first. A recv with SO_RCVTIMEO is not restarted
+        // even under SA_RESTART [claim:rcvtimeo-recv-eintr-despite-sa-restart],
+        // and on Linux a stop and continue (Ctrl-Z, then fg) interrupts it with
+        // no handler at all [claim:stop-continue-interrupts-timed-recv]. We
+        // simply call again.
         if (net::is_interrupted(err)) continue;
         if (net::is_timed_out(err)) {
             chapter::check_max_time(options);

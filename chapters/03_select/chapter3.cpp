@@ -79,12 +79,18 @@ enum class Ready { yes, timed_out, failed };
 // Wait until `fd` is readable (or writable), or the deadline passes.
 //
 // select() takes three sets of descriptors and a timeout, sleeps until one
-// descriptor is ready or the time is up, and returns how many are ready: 0
-// when the time ran out [claim:select-timeout-returns-zero]. It overwrites the
-// sets with the ready ones, clearing the rest [claim:select-clears-sets], so
-// they are rebuilt before every call. A signal can end the wait early with
-// EINTR: we go round again with the time that is left, so the total wait
-// stays one deadline, however often we wake.
+// descriptor is ready or the time is up, and returns how many are ready,
+// counted per set (one socket ready in two sets counts 2), or 0 when the time
+// ran out [claim:select-timeout-returns-zero]. It overwrites the sets with the
+// ready ones, clearing the rest [claim:select-clears-sets], and Linux also
+// writes the time not slept back into the timeout
+// [claim:linux-select-updates-timeout], so both are rebuilt before every call.
+// The third set is for exceptional conditions, out-of-band data, not for
+// "sockets that have errors" as the tutorial says: a reset shows in the read
+// set [claim:select-exceptfds-means-oob]. A signal ends the wait early with
+// EINTR, even for a handler installed with SA_RESTART, as it does poll
+// [claim:poll-eintr-returns-early]: we go round again with the time that is
+// left, so the total wait stays one deadline, however often we wake.
 //
 // Python's select.select() is this same call; on Linux, glibc makes both it
 // and ours with the pselect6 system call, which is the name strace shows

@@ -177,20 +177,23 @@ TEST_CASE("nonblocking-send-partial-then-would-block") {
 
 #ifndef _WIN32
 #include <pthread.h>
+#include <sys/wait.h>
+#include <unistd.h>
 #include <csignal>
 #include <thread>
 
 namespace {
 void on_signal(int) {}
 
-// Send SIGUSR1 to `target` every 0.1 s until `stop`; with a handler installed
-// without SA_RESTART, each one ends a poll in that thread with EINTR.
+// Send SIGUSR1 to `target` every 0.1 s until `stop`, with a handler
+// installed, with or without SA_RESTART.
 struct SignalRain {
     std::atomic<bool> stop{false};
     std::thread thread;
-    explicit SignalRain(pthread_t target) {
+    explicit SignalRain(pthread_t target, bool restart = false) {
         struct sigaction action {};
-        action.sa_handler = on_signal;  // no SA_RESTART
+        action.sa_handler = on_signal;
+        action.sa_flags = restart ? SA_RESTART : 0;
         sigemptyset(&action.sa_mask);
         ::sigaction(SIGUSR1, &action, nullptr);
         thread = std::thread([this, target] {
@@ -213,16 +216,95 @@ TEST_CASE("poll-eintr-returns-early") {
 #ifdef _WIN32
     harness::skip("Windows has no signals to interrupt WSAPoll");
 #else
-    harness::Pair p = harness::connected_pair();  // nothing will arrive
-    SignalRain rain(::pthread_self());
-    short revents = 0;
+    // poll and select are never restarted after a signal handler, even one
+    // installed with SA_RESTART (Linux signal(7)): they fail with EINTR.
+    for (bool restart : {false, true}) {
+        harness::Pair p = harness::connected_pair();  // nothing will arrive
+        SignalRain rain(::pthread_self(), restart);
+        short revents = 0;
+        auto start = Clock::now();
+        int n = net::poll_one(p.client.get(), POLLIN, 3000, &revents);
+        int err = errno;
+        double took = seconds_since(start);
+        std::string how = restart ? " (handler with SA_RESTART)" : " (handler without SA_RESTART)";
+        EXPECT(n == -1 && err == EINTR,
+               "poll returned " + std::to_string(n) + " (" + describe(err) + ")" + how);
+        EXPECT(took < 1.0, "poll waited " + std::to_string(took) + " s of its 3 s" + how);
+    }
+#endif
+}
+
+TEST_CASE("rcvtimeo-recv-eintr-despite-sa-restart") {
+#ifndef __linux__
+    harness::skip("Linux's rule (signal(7)); Windows has no signals");
+#else
+    // A recv on a socket with SO_RCVTIMEO is not restarted after a handler,
+    // even with SA_RESTART: it fails with EINTR, and the caller must loop.
+    harness::Pair p = harness::connected_pair();
+    must(net::set_timeout_option(p.client.get(), SO_RCVTIMEO, 3), "SO_RCVTIMEO 3 s");
+    SignalRain rain(::pthread_self(), true);
+    char buffer[16];
     auto start = Clock::now();
-    int n = net::poll_one(p.client.get(), POLLIN, 3000, &revents);
+    long n = ::recv(p.client.get(), buffer, sizeof buffer, 0);
     int err = errno;
     double took = seconds_since(start);
     EXPECT(n == -1 && err == EINTR,
-           "poll returned " + std::to_string(n) + " (" + describe(err) + ")");
-    EXPECT(took < 1.0, "poll waited " + std::to_string(took) + " s of its 3 s despite the signal");
+           "recv returned " + std::to_string(n) + " (" + describe(err) + ") under SA_RESTART");
+    EXPECT(took < 1.0, "recv waited " + std::to_string(took) + " s");
+#endif
+}
+
+TEST_CASE("stop-continue-interrupts-timed-recv") {
+#ifndef __linux__
+    harness::skip("Linux's rule (signal(7)): a stop and continue, with no handler at all");
+#else
+    // Ctrl-Z then fg: SIGSTOP and SIGCONT, no handler installed. A recv with
+    // SO_RCVTIMEO fails with EINTR anyway. A child process does the recv, so
+    // that stopping it does not stop this test.
+    harness::Pair p = harness::connected_pair();
+    pid_t child = ::fork();
+    if (child == 0) {
+        net::set_timeout_option(p.client.get(), SO_RCVTIMEO, 3);
+        char buffer[16];
+        long n = ::recv(p.client.get(), buffer, sizeof buffer, 0);
+        ::_exit(n == -1 && errno == EINTR ? 0 : n == -1 && errno == EAGAIN ? 2 : 1);
+    }
+    harness::sleep_for(0.3);
+    ::kill(child, SIGSTOP);
+    harness::sleep_for(0.2);
+    ::kill(child, SIGCONT);
+    int status = 0;
+    ::waitpid(child, &status, 0);
+    int code = WIFEXITED(status) ? WEXITSTATUS(status) : -1;
+    EXPECT(code == 0, code == 2
+                          ? "the recv ran to its 3 s timeout: no EINTR after SIGCONT"
+                          : "the child's recv ended otherwise (exit " + std::to_string(code) + ")");
+#endif
+}
+
+TEST_CASE("linux-select-updates-timeout") {
+#ifndef __linux__
+    harness::skip(
+        "Linux's select writes the time not slept back into its timeout; POSIX allows "
+        "either, other systems leave it (select(2), read)");
+#else
+    harness::Pair p = harness::connected_pair();
+    std::thread sender([&] {
+        harness::sleep_for(0.2);
+        ::send(p.server.get(), "x", 1, net::send_flags);
+    });
+    fd_set readable;
+    FD_ZERO(&readable);
+    FD_SET(p.client.get(), &readable);
+    timeval timeout{};
+    timeout.tv_sec = 2;
+    int n = ::select(p.client.get() + 1, &readable, nullptr, nullptr, &timeout);
+    sender.join();
+    double left = static_cast<double>(timeout.tv_sec) + static_cast<double>(timeout.tv_usec) / 1e6;
+    EXPECT(n == 1, "select returned " + std::to_string(n));
+    EXPECT(left > 1.5 && left < 1.9,
+           "after waiting about 0.2 s of 2 s, the timeout argument holds " + std::to_string(left) +
+               " s, not the time left (about 1.8 s)");
 #endif
 }
 
@@ -254,4 +336,47 @@ TEST_CASE("deadline-loop-total-wait-bounded") {
                                            " s for a 0.8 s deadline across " +
                                            std::to_string(wakeups) + " wake-ups");
 #endif
+}
+
+TEST_CASE("select-exceptfds-means-oob") {
+    // select's third set reports exceptional conditions: out-of-band (TCP
+    // urgent) data. It is not "sockets that have errors": a reset shows in
+    // the read set, not there. And select counts per set: one socket ready
+    // in two sets counts 2.
+    auto select_both = [](net::socket_t fd, bool& readable, bool& exceptional) {
+        fd_set reads, excepts;
+        FD_ZERO(&reads);
+        FD_ZERO(&excepts);
+        FD_SET(fd, &reads);
+        FD_SET(fd, &excepts);
+        timeval timeout{};
+        timeout.tv_sec = 2;
+        int n = ::select(static_cast<int>(fd) + 1, &reads, nullptr, &excepts, &timeout);
+        readable = FD_ISSET(fd, &reads);
+        exceptional = FD_ISSET(fd, &excepts);
+        return n;
+    };
+    harness::Pair p = harness::connected_pair();
+    must(::send(p.server.get(), "ab", 2, net::send_flags), "send");
+    must(::send(p.server.get(), "!", 1, MSG_OOB | net::send_flags), "send MSG_OOB");
+    harness::sleep_for(0.1);
+    bool readable = false, exceptional = false;
+    int n = select_both(p.client.get(), readable, exceptional);
+    EXPECT(exceptional, "out-of-band data did not show in the exception set");
+    EXPECT(readable && n == 2, "data and OOB data: select returned " + std::to_string(n) +
+                                   " (readable " + std::to_string(readable) + ")");
+
+    harness::Pair q = harness::connected_pair();
+    linger abort_on_close{};
+    abort_on_close.l_onoff = 1;
+    abort_on_close.l_linger = 0;
+    must(::setsockopt(q.server.get(), SOL_SOCKET, SO_LINGER,
+                      reinterpret_cast<const char*>(&abort_on_close), sizeof abort_on_close),
+         "SO_LINGER");
+    q.server.reset();  // an RST
+    harness::sleep_for(0.1);
+    n = select_both(q.client.get(), readable, exceptional);
+    EXPECT(readable && !exceptional, "a reset: select returned " + std::to_string(n) +
+                                         ", readable " + std::to_string(readable) +
+                                         ", exceptional " + std::to_string(exceptional));
 }

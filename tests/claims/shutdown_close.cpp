@@ -163,15 +163,14 @@ TEST_CASE("reuseaddr-rebinds-port-in-time-wait") {
         int rc = ::bind(sock.get(), reinterpret_cast<sockaddr*>(&at), sizeof at);
         return std::make_pair(std::move(sock), rc == 0 ? 0 : errno);
     };
-    // A first run, as the lab server does it: a listener with SO_REUSEADDR that
-    // closes its connection first, leaving TIME_WAIT on its own port.
-    std::uint16_t port = 0;
-    Ends server_side;
-    {
-        auto [listener, err] = socket_on(0, true);
+    // A first run, as the lab server does it: a listener (with or without
+    // SO_REUSEADDR) that closes its connection first, leaving TIME_WAIT on
+    // its own port. Returns that port.
+    auto run_leaving_time_wait = [&](bool reuse) {
+        auto [listener, err] = socket_on(0, reuse);
         EXPECT(err == 0, "bind: " + describe(err));
         must(::listen(listener.get(), 4), "listen");
-        port = local_port(listener.get());
+        std::uint16_t port = local_port(listener.get());
         sockaddr_in to{};
         to.sin_family = AF_INET;
         to.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
@@ -179,18 +178,28 @@ TEST_CASE("reuseaddr-rebinds-port-in-time-wait") {
         net::Socket client(must(::socket(AF_INET, SOCK_STREAM, IPPROTO_TCP), "socket"));
         must(::connect(client.get(), reinterpret_cast<sockaddr*>(&to), sizeof to), "connect");
         net::Socket served(must(::accept(listener.get(), nullptr, nullptr), "accept"));
-        server_side = ends_of(served.get());
+        Ends server_side = ends_of(served.get());
         served.reset();  // the server's FIN first: TIME_WAIT on its side
         char buffer[16];
         must(net::set_timeout_option(client.get(), SO_RCVTIMEO, 5), "SO_RCVTIMEO");
         EXPECT(::recv(client.get(), buffer, sizeof buffer, 0) == 0, "the client saw no FIN");
-    }  // client and listener closed
-    EXPECT(tcp_state(server_side) == "06", "no TIME_WAIT for " + describe(server_side));
+        client.reset();
+        listener.reset();
+        EXPECT(tcp_state(server_side) == "06", "no TIME_WAIT for " + describe(server_side));
+        return port;
+    };
+    // The old socket set SO_REUSEADDR: a new one may bind with it, not without.
+    std::uint16_t port = run_leaving_time_wait(true);
     auto plain = socket_on(port, false);
     EXPECT(plain.second == EADDRINUSE,
            "without SO_REUSEADDR the bind gave " + describe(plain.second));
     auto reusing = socket_on(port, true);
     EXPECT(reusing.second == 0, "with SO_REUSEADDR the bind failed: " + describe(reusing.second));
+    // The old socket did not set it: the new one's SO_REUSEADDR is not enough.
+    port = run_leaving_time_wait(false);
+    auto late = socket_on(port, true);
+    EXPECT(late.second == EADDRINUSE,
+           "SO_REUSEADDR on the new socket alone rebound the port: " + describe(late.second));
 #endif
 }
 
