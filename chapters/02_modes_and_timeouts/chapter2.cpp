@@ -199,7 +199,10 @@ bool poll_until(net::socket_t fd, short events, Clock::time_point deadline) {
         auto left = std::chrono::ceil<std::chrono::milliseconds>(deadline - Clock::now()).count();
         if (left < 0) left = 0;
         short revents = 0;
-        // poll() on POSIX, WSAPoll() on Windows: the same call, spelled differently.
+        // poll() on POSIX, WSAPoll() on Windows: the same call, spelled
+        // differently. Before Windows 10 version 2004, WSAPoll never reports a
+        // failed connect, so a refused connect waits here until the deadline
+        // (read, not run: docs/portability.md).
         int n = traced(net::poll_one(fd, events, static_cast<int>(left), &revents), "poll", fd,
                        events == POLLIN ? "POLLIN" : "POLLOUT", std::to_string(left) + " ms");
         if (n > 0) return true;

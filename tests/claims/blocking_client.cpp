@@ -17,6 +17,7 @@ using harness::must;
 using harness::seconds_since;
 using Clock = std::chrono::steady_clock;
 
+// scope: linux, wine
 TEST_CASE("getaddrinfo-literal-family") {
     struct Case {
         const char* host;
@@ -42,6 +43,7 @@ TEST_CASE("getaddrinfo-literal-family") {
     }
 }
 
+// scope: linux, wine
 TEST_CASE("getaddrinfo-empty-label-fails") {
     addrinfo hints{};
     hints.ai_family = AF_UNSPEC;
@@ -84,6 +86,7 @@ TEST_CASE("getaddrinfo-empty-label-fails") {
 #endif
 }
 
+// scope: linux, wine
 TEST_CASE("connect-refused") {
     std::uint16_t port = harness::unused_port();
     sockaddr_in to{};
@@ -101,6 +104,7 @@ TEST_CASE("connect-refused") {
 #endif
 }
 
+// scope: linux, wine
 TEST_CASE("rcvtimeo-bounds-recv") {
     harness::Pair p = harness::connected_pair();
     must(net::set_timeout_option(p.client.get(), SO_RCVTIMEO, 0.3), "SO_RCVTIMEO");
@@ -119,6 +123,7 @@ TEST_CASE("rcvtimeo-bounds-recv") {
            "recv gave up after " + std::to_string(took) + " s, not ~0.3 s");
 }
 
+// scope: linux; wine skips: SO_SNDTIMEO bounds connect() only on Linux
 TEST_CASE("linux-sndtimeo-bounds-connect") {
 #ifndef __linux__
     harness::skip("SO_SNDTIMEO bounds connect() only on Linux");
@@ -136,6 +141,7 @@ TEST_CASE("linux-sndtimeo-bounds-connect") {
 #endif
 }
 
+// scope: wine; linux skips: a Windows behaviour; on Linux see linux-sndtimeo-bounds-connect
 TEST_CASE("windows-sndtimeo-does-not-bound-connect") {
 #ifndef _WIN32
     harness::skip("a Windows behaviour; on Linux see linux-sndtimeo-bounds-connect");
@@ -158,6 +164,7 @@ TEST_CASE("windows-sndtimeo-does-not-bound-connect") {
 #endif
 }
 
+// scope: linux, wine
 TEST_CASE("send-partial-on-timeout") {
     harness::Pair p = harness::connected_pair();  // the server never reads
     must(net::set_timeout_option(p.client.get(), SO_SNDTIMEO, 0.2), "SO_SNDTIMEO");
@@ -174,6 +181,9 @@ TEST_CASE("send-partial-on-timeout") {
 #endif
 }
 
+// scope: linux, wine
+// elsewhere: macOS has no MSG_NOSIGNAL; net::no_sigpipe() sets SO_NOSIGPIPE there instead (Apple's
+// setsockopt(2): read, not run)
 TEST_CASE("send-flags-no-sigpipe") {
     // The peer is gone: it closed, and its kernel answers our first send with
     // an RST. The next send fails, and with net::send_flags (MSG_NOSIGNAL)
@@ -203,6 +213,7 @@ TEST_CASE("send-flags-no-sigpipe") {
 #endif
 }
 
+// scope: linux, wine
 TEST_CASE("blocking-recv-returns-what-is-there") {
     harness::Pair p = harness::connected_pair();
     must(net::set_timeout_option(p.client.get(), SO_RCVTIMEO, 5), "SO_RCVTIMEO");
@@ -215,6 +226,7 @@ TEST_CASE("blocking-recv-returns-what-is-there") {
     EXPECT(took < 1.0, "recv waited " + std::to_string(took) + " s for a full buffer");
 }
 
+// scope: linux, wine
 TEST_CASE("recv-zero-at-eof") {
     harness::Pair p = harness::connected_pair();
     must(net::set_timeout_option(p.client.get(), SO_RCVTIMEO, 5), "SO_RCVTIMEO");
@@ -230,6 +242,7 @@ TEST_CASE("recv-zero-at-eof") {
     EXPECT(third == 0, "after the FIN recv returned " + std::to_string(third));
 }
 
+// scope: linux, wine
 TEST_CASE("recv-after-rst-fails-econnreset") {
     harness::Pair p = harness::connected_pair();
     linger abort_on_close{};

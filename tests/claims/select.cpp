@@ -61,6 +61,7 @@ net::Socket start_connect(std::uint16_t port) {
 
 }  // namespace
 
+// scope: linux, wine
 TEST_CASE("select-timeout-returns-zero") {
     harness::Pair p = harness::connected_pair();
     auto start = Clock::now();
@@ -70,6 +71,7 @@ TEST_CASE("select-timeout-returns-zero") {
     EXPECT(took >= 0.25 && took < 1.5, "select returned after " + std::to_string(took) + " s");
 }
 
+// scope: linux, wine
 TEST_CASE("select-clears-sets") {
     harness::Pair quiet = harness::connected_pair();
     harness::Pair talking = harness::connected_pair();
@@ -88,6 +90,7 @@ TEST_CASE("select-clears-sets") {
            "the socket without data is still in the set: select did not clear it");
 }
 
+// scope: linux, wine
 TEST_CASE("select-readable-at-eof") {
     harness::Pair p = harness::connected_pair();
     p.server.reset();  // the peer's FIN, and no data
@@ -98,6 +101,7 @@ TEST_CASE("select-readable-at-eof") {
     EXPECT(n == 0, "recv after readable-at-EOF returned " + std::to_string(n));
 }
 
+// scope: linux, wine
 TEST_CASE("nonblocking-recv-would-block") {
     harness::Pair p = harness::connected_pair();
     must(net::set_nonblocking(p.client.get(), true), "set_nonblocking");
@@ -116,6 +120,7 @@ TEST_CASE("nonblocking-recv-would-block") {
     EXPECT(took < 0.1, "recv took " + std::to_string(took) + " s: it waited");
 }
 
+// scope: linux, wine
 TEST_CASE("nonblocking-connect-writable-so-error-zero") {
     harness::Listener listener = harness::listen_on_loopback();
     net::Socket sock = start_connect(listener.port());
@@ -127,6 +132,7 @@ TEST_CASE("nonblocking-connect-writable-so-error-zero") {
     EXPECT(err == 0, "SO_ERROR is " + describe(err));
 }
 
+// scope: linux, wine
 TEST_CASE("nonblocking-connect-refused-via-so-error") {
     net::Socket sock = start_connect(harness::unused_port());
     Selected s = select_one(sock.get(), true, 5);
@@ -139,6 +145,10 @@ TEST_CASE("nonblocking-connect-refused-via-so-error") {
 #endif
 }
 
+// scope: linux, wine
+// elsewhere: real Windows: documented for select (Microsoft's select() docs: read). WSAPoll before
+// Windows 10 version 2004 never reports a failed connect (curl's commit disabling WSAPoll; ros_comm
+// issue 1816: read, not run)
 TEST_CASE("windows-failed-connect-in-exceptfds") {
     net::Socket sock = start_connect(harness::unused_port());
     Selected s = select_one(sock.get(), true, 5);
@@ -155,6 +165,7 @@ TEST_CASE("windows-failed-connect-in-exceptfds") {
 #endif
 }
 
+// scope: linux, wine
 TEST_CASE("nonblocking-send-partial-then-would-block") {
     harness::Pair p = harness::connected_pair();  // the server never reads
     must(net::set_nonblocking(p.client.get(), true), "set_nonblocking");
@@ -212,6 +223,7 @@ struct SignalRain {
 }  // namespace
 #endif
 
+// scope: linux; wine skips: Windows has no signals to interrupt WSAPoll
 TEST_CASE("poll-eintr-returns-early") {
 #ifdef _WIN32
     harness::skip("Windows has no signals to interrupt WSAPoll");
@@ -234,6 +246,7 @@ TEST_CASE("poll-eintr-returns-early") {
 #endif
 }
 
+// scope: linux; wine skips: Linux's rule (signal(7)); Windows has no signals
 TEST_CASE("rcvtimeo-recv-eintr-despite-sa-restart") {
 #ifndef __linux__
     harness::skip("Linux's rule (signal(7)); Windows has no signals");
@@ -254,6 +267,7 @@ TEST_CASE("rcvtimeo-recv-eintr-despite-sa-restart") {
 #endif
 }
 
+// scope: linux; wine skips: Linux's rule (signal(7)): a stop and continue, with no handler at all
 TEST_CASE("stop-continue-interrupts-timed-recv") {
 #ifndef __linux__
     harness::skip("Linux's rule (signal(7)): a stop and continue, with no handler at all");
@@ -282,6 +296,9 @@ TEST_CASE("stop-continue-interrupts-timed-recv") {
 #endif
 }
 
+// scope: linux; wine skips: Linux's select writes the time not slept back into its timeout; POSIX
+// allows either, other systems leave it (select(2), read) elsewhere: POSIX lets select leave the
+// timeout unchanged; select(2) on Linux notes most other systems do (read, not run)
 TEST_CASE("linux-select-updates-timeout") {
 #ifndef __linux__
     harness::skip(
@@ -308,6 +325,7 @@ TEST_CASE("linux-select-updates-timeout") {
 #endif
 }
 
+// scope: linux; wine skips: Windows has no signals to interrupt WSAPoll
 TEST_CASE("deadline-loop-total-wait-bounded") {
 #ifdef _WIN32
     harness::skip("Windows has no signals to interrupt WSAPoll");
@@ -338,6 +356,7 @@ TEST_CASE("deadline-loop-total-wait-bounded") {
 #endif
 }
 
+// scope: linux, wine
 TEST_CASE("select-exceptfds-means-oob") {
     // select's third set reports exceptional conditions: out-of-band (TCP
     // urgent) data. It is not "sockets that have errors": a reset shows in

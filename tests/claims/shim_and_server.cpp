@@ -10,6 +10,7 @@ using harness::must;
 using harness::seconds_since;
 using Clock = std::chrono::steady_clock;
 
+// scope: linux; wine skips: Winsock has no file status flags; FIONBIO is the only switch
 TEST_CASE("nonblocking-keeps-other-flags") {
 #ifdef _WIN32
     harness::skip("Winsock has no file status flags; FIONBIO is the only switch");
@@ -28,6 +29,7 @@ TEST_CASE("nonblocking-keeps-other-flags") {
 #endif
 }
 
+// scope: linux, wine
 TEST_CASE("timeout-option-reads-back") {
     harness::Pair p = harness::connected_pair();
     for (int option : {SO_RCVTIMEO, SO_SNDTIMEO}) {
@@ -41,6 +43,7 @@ TEST_CASE("timeout-option-reads-back") {
     }
 }
 
+// scope: linux, wine
 TEST_CASE("zero-rcvtimeo-means-no-timeout") {
     harness::Pair p = harness::connected_pair();
     must(net::set_timeout_option(p.client.get(), SO_RCVTIMEO, 0.2), "SO_RCVTIMEO 0.2 s");
@@ -62,6 +65,9 @@ TEST_CASE("zero-rcvtimeo-means-no-timeout") {
     EXPECT(took >= 0.5, "recv returned after only " + std::to_string(took) + " s");
 }
 
+// scope: linux, wine
+// elsewhere: real Windows: Microsoft does not document whether shutdown wakes a blocked recv; the
+// Windows outcome asserted is Wine's
 TEST_CASE("shutdown-wakes-blocked-recv") {
     harness::Pair p = harness::connected_pair();
     net::socket_t fd = p.server.get();
@@ -78,6 +84,7 @@ TEST_CASE("shutdown-wakes-blocked-recv") {
 #endif
 }
 
+// scope: wine; linux skips: POSIX wakes a blocked recv with shutdown(), not close()
 TEST_CASE("windows-closesocket-wakes-blocked-recv") {
 #ifndef _WIN32
     harness::skip("POSIX wakes a blocked recv with shutdown(), not close()");
@@ -92,6 +99,7 @@ TEST_CASE("windows-closesocket-wakes-blocked-recv") {
 #endif
 }
 
+// scope: linux, wine
 TEST_CASE("wake-aborts-blocking-connect") {
     harness::FullListener full = harness::full_backlog_listener();  // connect will hang
     net::socket_t fd = must(::socket(AF_INET, SOCK_STREAM, IPPROTO_TCP), "socket");
@@ -111,6 +119,10 @@ TEST_CASE("wake-aborts-blocking-connect") {
                            describe(err) + ")");
 }
 
+// scope: linux, wine
+// elsewhere: FreeBSD flushes the unread data and sends a FIN (tcp_disconnect(),
+// sys/netinet/tcp_usrreq.c: read, not run); a recent XNU (macOS) tcp_disconnect() drops with an
+// RST, as Linux does (read, not run)
 TEST_CASE("close-with-unread-data-sends-rst") {
     harness::Pair p = harness::connected_pair();
     must(::send(p.client.get(), "unread", 6, net::send_flags), "send");
@@ -129,6 +141,8 @@ TEST_CASE("close-with-unread-data-sends-rst") {
 #endif
 }
 
+// scope: linux; wine skips: POSIX signals: Windows has no SIGPIPE (e2e *:stdout-closed-pipe runs
+// there)
 TEST_CASE("closed-pipe-write-fails-epipe") {
 #ifdef _WIN32
     harness::skip("POSIX signals: Windows has no SIGPIPE (e2e *:stdout-closed-pipe runs there)");
@@ -146,6 +160,7 @@ TEST_CASE("closed-pipe-write-fails-epipe") {
 #endif
 }
 
+// scope: linux, wine
 TEST_CASE("wake-blocked-accept") {
     // A thread blocked in accept on a listener; net::wake_blocked_calls from
     // this thread: shutdown on POSIX (Linux fails the accept), closesocket on

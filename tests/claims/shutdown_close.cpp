@@ -10,6 +10,7 @@ using harness::must;
 using harness::seconds_since;
 using Clock = std::chrono::steady_clock;
 
+// scope: linux, wine
 TEST_CASE("shut-wr-peer-reads-eof-and-can-still-send") {
     harness::Pair p = harness::connected_pair();
     must(net::set_timeout_option(p.server.get(), SO_RCVTIMEO, 5), "SO_RCVTIMEO");
@@ -28,6 +29,9 @@ TEST_CASE("shut-wr-peer-reads-eof-and-can-still-send") {
                             std::to_string(answer) + " (" + harness::last_error_text() + ")");
 }
 
+// scope: linux, wine
+// elsewhere: real Windows: after SD_RECEIVE, data already queued or arriving later resets the
+// connection (Microsoft's shutdown() documentation: read, not run)
 TEST_CASE("recv-after-shut-rd") {
     harness::Pair p = harness::connected_pair();
     must(::shutdown(p.client.get(), net::shut_rd), "shutdown(SHUT_RD)");
@@ -47,6 +51,8 @@ TEST_CASE("recv-after-shut-rd") {
 #endif
 }
 
+// scope: linux; wine skips: a second handle to one socket needs WSADuplicateSocket on Windows; not
+// shown
 TEST_CASE("shutdown-acts-on-every-descriptor-close-on-one") {
 #ifdef _WIN32
     harness::skip("a second handle to one socket needs WSADuplicateSocket on Windows; not shown");
@@ -122,6 +128,7 @@ std::uint16_t local_port(net::socket_t fd) {
 }  // namespace
 #endif
 
+// scope: linux; wine skips: reads /proc/net/tcp, which only Linux has
 TEST_CASE("active-closer-ends-in-time-wait") {
 #ifndef __linux__
     harness::skip("reads /proc/net/tcp, which only Linux has");
@@ -144,6 +151,8 @@ TEST_CASE("active-closer-ends-in-time-wait") {
 #endif
 }
 
+// scope: linux; wine skips: Linux's rule, checked against /proc/net/tcp (the lab server uses
+// SO_EXCLUSIVEADDRUSE on Windows)
 TEST_CASE("reuseaddr-rebinds-port-in-time-wait") {
 #ifndef __linux__
     harness::skip(
@@ -203,6 +212,7 @@ TEST_CASE("reuseaddr-rebinds-port-in-time-wait") {
 #endif
 }
 
+// scope: linux; wine skips: reads /proc/net/tcp, which only Linux has
 TEST_CASE("linger-zero-leaves-no-time-wait") {
 #ifndef __linux__
     harness::skip("reads /proc/net/tcp, which only Linux has");
@@ -223,6 +233,7 @@ TEST_CASE("linger-zero-leaves-no-time-wait") {
 #endif
 }
 
+// scope: linux, wine
 TEST_CASE("data-after-shutdown-both-resets") {
     // The client shuts down both directions; the server reads its FIN, then
     // sends anyway. The client's kernel answers that data with an RST, so
