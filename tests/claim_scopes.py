@@ -6,7 +6,10 @@ TEST_CASE (tests/claims/*.cpp):
 
     // scope: linux, wine                      asserts on both
     // scope: linux; wine skips: <reason>      asserts on Linux only
+    //
     // elsewhere: <what BSD/macOS or real Windows do, and the source read>
+
+(an empty "//" line between the two: a long line may be wrapped)
 
 Claims about Python (tests/python_claims.py) are Linux only, by strace.
 
@@ -34,14 +37,20 @@ def claim_tests(root):
             match = re.match(r'^TEST_CASE\("([^"]+)"\)', line)
             if not match:
                 continue
+            # The comment block right above: paragraphs (split by an empty
+            # "//" line, since the formatter may wrap a long one) that start
+            # with "scope:" or "elsewhere:".
+            block, k = [], i
+            while k > 0 and lines[k - 1].startswith("//"):
+                k -= 1
+                block.insert(0, lines[k][2:].strip())
+            paragraphs = " ".join(line if line else "\n" for line in block).split("\n")
             scope, elsewhere = None, "not run"
-            for above in reversed(lines[max(0, i - 6):i]):
-                if not above.startswith("//"):
-                    break
-                if above.startswith("// scope: "):
-                    scope = above[len("// scope: "):]
-                elif above.startswith("// elsewhere: "):
-                    elsewhere = above[len("// elsewhere: "):]
+            for paragraph in (p.strip() for p in paragraphs):
+                if paragraph.startswith("scope: "):
+                    scope = paragraph[len("scope: "):]
+                elif paragraph.startswith("elsewhere: "):
+                    elsewhere = paragraph[len("elsewhere: "):]
             if scope is None:
                 problems.append("%s: TEST_CASE(\"%s\") has no '// scope:' line above it"
                                 % (os.path.basename(path), match.group(1)))
@@ -60,11 +69,11 @@ def claim_tests(root):
 
 def describe(scope):
     """'linux; wine skips: why' -> ('asserted', 'skipped: why')."""
-    asserted, _, skipped = scope.partition(";")
-    platforms = [p.strip() for p in asserted.split(",")]
+    parts = re.split(r";\s*(?=(?:linux|wine) skips: )", scope)
+    platforms = [p.strip() for p in parts[0].split(",")]
     linux = "asserted" if "linux" in platforms else ""
     wine = "asserted" if "wine" in platforms else ""
-    for part in skipped.split(";"):
+    for part in parts[1:]:
         who, _, why = part.strip().partition(" skips: ")
         if who == "linux":
             linux = "skipped: " + why

@@ -182,6 +182,7 @@ TEST_CASE("send-partial-on-timeout") {
 }
 
 // scope: linux, wine
+//
 // elsewhere: macOS has no MSG_NOSIGNAL; net::no_sigpipe() sets SO_NOSIGPIPE there instead (Apple's
 // setsockopt(2): read, not run)
 TEST_CASE("send-flags-no-sigpipe") {

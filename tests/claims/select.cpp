@@ -146,6 +146,7 @@ TEST_CASE("nonblocking-connect-refused-via-so-error") {
 }
 
 // scope: linux, wine
+//
 // elsewhere: real Windows: documented for select (Microsoft's select() docs: read). WSAPoll before
 // Windows 10 version 2004 never reports a failed connect (curl's commit disabling WSAPoll; ros_comm
 // issue 1816: read, not run)
@@ -297,8 +298,10 @@ TEST_CASE("stop-continue-interrupts-timed-recv") {
 }
 
 // scope: linux; wine skips: Linux's select writes the time not slept back into its timeout; POSIX
-// allows either, other systems leave it (select(2), read) elsewhere: POSIX lets select leave the
-// timeout unchanged; select(2) on Linux notes most other systems do (read, not run)
+// allows either, other systems leave it (select(2), read)
+//
+// elsewhere: POSIX lets select leave the timeout unchanged; select(2) on Linux notes most other
+// systems do (read, not run)
 TEST_CASE("linux-select-updates-timeout") {
 #ifndef __linux__
     harness::skip(

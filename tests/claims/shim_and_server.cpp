@@ -66,6 +66,7 @@ TEST_CASE("zero-rcvtimeo-means-no-timeout") {
 }
 
 // scope: linux, wine
+//
 // elsewhere: real Windows: Microsoft does not document whether shutdown wakes a blocked recv; the
 // Windows outcome asserted is Wine's
 TEST_CASE("shutdown-wakes-blocked-recv") {
@@ -120,6 +121,7 @@ TEST_CASE("wake-aborts-blocking-connect") {
 }
 
 // scope: linux, wine
+//
 // elsewhere: FreeBSD flushes the unread data and sends a FIN (tcp_disconnect(),
 // sys/netinet/tcp_usrreq.c: read, not run); a recent XNU (macOS) tcp_disconnect() drops with an
 // RST, as Linux does (read, not run)

@@ -30,6 +30,7 @@ TEST_CASE("shut-wr-peer-reads-eof-and-can-still-send") {
 }
 
 // scope: linux, wine
+//
 // elsewhere: real Windows: after SD_RECEIVE, data already queued or arriving later resets the
 // connection (Microsoft's shutdown() documentation: read, not run)
 TEST_CASE("recv-after-shut-rd") {
