@@ -5,6 +5,7 @@
 // "GET /", waits in a select() loop, reads once, and shuts down and closes.
 // This chapter keeps that shape, step by step, and fixes what goes wrong:
 //
+// clang-format off
 //   tutorial                                  here
 //   ----------------------------------------  ---------------------------------------------
 //   select(..., 0) in a loop: spins a core    select with the time left until the deadline:
@@ -15,7 +16,9 @@
 //     fail half way (BlockingIOError)
 //   "a non-blocking connect does not help"    it is the portable way to bound a connect
 //   bare except: hides why connect failed     every error named, exit status 1
-//   the thread is never joined                main joins it, and shows progress meanwhile
+//   nothing reports how the fetch ended       main joins the thread, learns how it ended,
+//                                             and shows progress meanwhile
+// clang-format on
 //
 // Run it:  make chapter3 && ./chapter3
 //          ./chapter3 --scenario slow:3          (watch the status line; top shows ~0% CPU)
@@ -391,7 +394,7 @@ int main(int argc, char** argv) {
         Progress progress;
         std::thread worker(socket_thread, std::cref(options), buffer_size, std::ref(progress));
         show_progress_until_finished(options, progress);
-        worker.join();  // the tutorial never joins its thread
+        worker.join();  // the tutorial never joins (Python waits for it at exit, unasked)
         if (progress.failure) throw *progress.failure;
     } catch (const Failure& failure) {
         return chapter::report(program, failure);
