@@ -115,7 +115,7 @@ bool is_reset(int err) {
 }  // namespace
 
 const char* const scenario_help =
-    "  hello          a small HTTP/1.1 response, then close (the default)\n"
+    "  hello          a small HTTP/1.1 response, then close\n"
     "  slow[:SECS]    wait SECS (default 2) before the hello response\n"
     "  drip[:BYTES]   send the hello response BYTES (default 8) at a time, 50 ms apart\n"
     "  big[:MIB]      a response of MIB MiB (default 64) of a checkable pattern, at full speed\n"
