@@ -244,6 +244,7 @@ def main():
     parser = argparse.ArgumentParser()
     parser.add_argument("--root", default=os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
     parser.add_argument("--bin-dir", default=".")
+    parser.add_argument("--suffix", default="")  # the programs' file suffix (".exe")
     parser.add_argument("--emulator", default="")
     parser.add_argument("--list", action="store_true")
     parser.add_argument("file", nargs="?")

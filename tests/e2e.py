@@ -24,23 +24,12 @@ import tempfile
 import threading
 import time
 
+from cases import Failed, Skipped, expect, registry, run
+
 ROOT = None
-CASES = {}
+CASES, case = registry()
 
 ALPHABET = b"ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/"
-
-
-class Failed(Exception):
-    pass
-
-
-class Skipped(Exception):
-    pass
-
-
-def expect(condition, message):
-    if not condition:
-        raise Failed(message)
 
 
 def big_body(mebibytes):
@@ -122,12 +111,6 @@ class Context:
         return proc, line
 
 
-def case(name):
-    def register(function):
-        CASES[name] = function
-        return function
-
-    return register
 
 
 def chapters():
@@ -962,16 +945,7 @@ def main():
         print("no case %r (see --list)" % options.case)
         return 1
     ctx = Context(options.bin_dir, options.suffix, options.emulator)
-    try:
-        CASES[options.case](ctx)
-    except Skipped as reason:
-        print("SKIP %s: %s" % (options.case, reason))
-        return 77
-    except Failed as failure:
-        print("FAIL %s: %s" % (options.case, failure))
-        return 1
-    print("PASS %s" % options.case)
-    return 0
+    return run(options.case, CASES[options.case], ctx)
 
 
 if __name__ == "__main__":

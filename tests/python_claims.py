@@ -22,8 +22,11 @@ import tempfile
 import threading
 import time
 
-CLAIMS = {}
+from cases import Failed, Skipped, expect, registry, run
+
+CLAIMS, claim = registry()
 BIN_DIR = "."
+EMULATED = False
 
 # The calls that matter for sockets. strace names them as the kernel does:
 # recv() is recvfrom, send() is sendto, select() is pselect6 (glibc on Linux).
@@ -40,24 +43,10 @@ def mark(fd):
 """
 
 
-class Failed(Exception):
-    pass
-
-
-class Skipped(Exception):
-    pass
-
-
-def expect(condition, message):
-    if not condition:
-        raise Failed(message)
-
-
-def claim(name):
-    def register(function):
-        CLAIMS[name] = function
-        return function
-    return register
+def skip_unless_linux():
+    if EMULATED or not sys.platform.startswith("linux"):
+        raise Skipped("Linux only: strace watches CPython on Linux (Windows: read from CPython's "
+                      "source, docs/python-underneath.md)")
 
 
 class Trace:
@@ -378,10 +367,12 @@ def select_client_sleeps():
 
 
 def main():
-    global BIN_DIR
+    global BIN_DIR, EMULATED
     parser = argparse.ArgumentParser()
     parser.add_argument("--list", action="store_true")
+    parser.add_argument("--root", default=os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
     parser.add_argument("--bin-dir", default=".")
+    parser.add_argument("--suffix", default="")  # the programs' file suffix (".exe")
     parser.add_argument("--emulator", default="")
     parser.add_argument("claim", nargs="?")
     options = parser.parse_args()
@@ -392,18 +383,12 @@ def main():
     if options.claim not in CLAIMS:
         print("no claim %r (see --list)" % options.claim)
         return 1
-    try:
-        if options.emulator or not sys.platform.startswith("linux"):
-            raise Skipped("Linux only: strace watches CPython on Linux (Windows: read from CPython's source, docs/python-underneath.md)")
+    EMULATED = bool(options.emulator)
+
+    def checked():
+        skip_unless_linux()
         CLAIMS[options.claim]()
-    except Skipped as reason:
-        print("SKIP %s: %s" % (options.claim, reason))
-        return 77
-    except Failed as failure:
-        print("FAIL %s: %s" % (options.claim, failure))
-        return 1
-    print("PASS %s" % options.claim)
-    return 0
+    return run(options.claim, checked)
 
 
 if __name__ == "__main__":

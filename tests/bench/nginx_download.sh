@@ -126,6 +126,9 @@ cat "$bench_tmp/www/f.bin" >/dev/null  # into the page cache
 start_nginx
 url="http://127.0.0.1:$port/f.bin"
 echo "nginx $(nginx -v 2>&1 | sed 's/.*\///') on 127.0.0.1:$port, sendfile on, /f.bin = $mib MiB of random bytes"
+# With bbr the kernel paces nginx's socket (one timer per ~64 KiB segment), and
+# that, not the client, can set the rate: worth knowing when reading the figures.
+echo "TCP congestion control (nginx's sockets): $(cat /proc/sys/net/ipv4/tcp_congestion_control)"
 
 # --- the programs ---------------------------------------------------------------
 # The Python client: what a Python programmer writes, recv(65536) until EOF.
