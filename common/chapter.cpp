@@ -1,6 +1,7 @@
 // chapter.cpp - command line, narration and failure reporting for the chapters.
 #include "chapter.h"
 
+#include "response.h"
 #include "trace.h"
 
 #include <algorithm>
@@ -319,6 +320,15 @@ void set_wait_limit(const Options& options, net::socket_t fd, int option, bool f
     if (!first && limit >= options.timeout) return;  // the socket keeps --timeout
     traced(net::set_timeout_option(fd, option, limit), "setsockopt", fd,
            option == SO_RCVTIMEO ? "SO_RCVTIMEO" : "SO_SNDTIMEO", seconds_text(limit));
+}
+
+void gather_before_waking(net::socket_t fd, const ResponseReader& response, int& low_water) {
+    if (response.complete()) return;
+    constexpr std::uint64_t most = 64 * 1024;
+    std::uint64_t coming = response.body_bytes_coming();
+    int wanted = static_cast<int>(coming == 0 ? 1 : std::min(coming, most));
+    if (wanted == low_water) return;
+    if (net::set_receive_low_water(fd, wanted) == 0) low_water = wanted;
 }
 
 std::string seconds_text(double seconds) {

@@ -127,6 +127,17 @@ void check_max_time(const Options& options);
 // before --max-time, when each wait must be shorter than --timeout.
 void set_wait_limit(const Options& options, net::socket_t fd, int option, bool first = false);
 
+// A reader that sleeps until data comes is woken for every few kilobytes that
+// arrive, and each wake-up costs the sender too. Once the response says how
+// many bytes are coming (ResponseReader::body_bytes_coming), this asks the
+// kernel to gather up to 64 KiB before it wakes us, with SO_RCVLOWAT: never
+// more than are surely coming, so the last bytes of a response cannot leave
+// us waiting. Call it after each piece; `low_water` is what the socket has now
+// (start at 1, the default), and setsockopt runs only when it changes: a few
+// times per response.
+class ResponseReader;
+void gather_before_waking(net::socket_t fd, const ResponseReader& response, int& low_water);
+
 // A number of seconds as the user would write it: "5 s", "0.5 s".
 std::string seconds_text(double seconds);
 

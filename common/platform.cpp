@@ -107,6 +107,10 @@ double get_timeout_option(socket_t fd, int option) {
 
 void no_sigpipe(socket_t) {}
 
+int set_receive_low_water(socket_t, int) {
+    return 0;
+}
+
 bool wake_blocked_calls(socket_t fd) {
     ::closesocket(fd);
     return true;
@@ -193,6 +197,11 @@ double get_timeout_option(socket_t fd, int option) {
     socklen_t len = sizeof tv;
     if (::getsockopt(fd, SOL_SOCKET, option, reinterpret_cast<char*>(&tv), &len) != 0) return -1;
     return static_cast<double>(tv.tv_sec) + static_cast<double>(tv.tv_usec) / 1e6;
+}
+
+int set_receive_low_water(socket_t fd, int bytes) {
+    return traced(::setsockopt(fd, SOL_SOCKET, SO_RCVLOWAT, &bytes, sizeof bytes), "setsockopt", fd,
+                  "SO_RCVLOWAT", bytes);
 }
 
 void no_sigpipe(socket_t fd) {

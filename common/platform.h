@@ -92,6 +92,14 @@ int set_timeout_option(socket_t fd, int option, double seconds);
 // -1 on failure.
 double get_timeout_option(socket_t fd, int option);
 
+// SO_RCVLOWAT: do not wake a reader (recv, select, poll) for fewer than
+// `bytes` queued bytes; the FIN, an error or a timeout still wake it
+// [claim:rcvlowat-gathers-before-waking]. Traced. Winsock keeps the option
+// only for BSD compatibility: Microsoft's SOL_SOCKET options page says its
+// TCP/IP provider does not support it (read, not run), so on Windows this
+// does nothing and returns 0.
+int set_receive_low_water(socket_t fd, int bytes);
+
 // Where send_flags cannot prevent SIGPIPE (macOS), set SO_NOSIGPIPE; no-op elsewhere.
 void no_sigpipe(socket_t fd);
 

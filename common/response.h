@@ -57,6 +57,10 @@ public:
     // "the response ended at its Content-Length: 127 body bytes", and so on.
     std::string how_it_ended() const;
 
+    // The body bytes still to come, when the response said how many
+    // (Content-Length); 0 when it did not, or not yet.
+    std::uint64_t body_bytes_coming() const { return state_ == State::body_by_length ? left_ : 0; }
+
     std::uint64_t bytes_taken() const { return bytes_taken_; }
     std::uint64_t body_bytes() const { return body_bytes_; }
 

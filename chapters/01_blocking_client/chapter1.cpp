@@ -150,6 +150,7 @@ void send_all(const Options& options, net::socket_t fd, const std::string& data)
 void receive_response(const Options& options, net::socket_t fd) {
     static char buffer[64 * 1024];  // chapter 3 measures which size is best
     chapter::ResponseReader response;
+    int low_water = 1;  // SO_RCVLOWAT: wake us for 1 byte or more, the default
     std::uint64_t calls = 0;
     auto start = std::chrono::steady_clock::now();
     while (!response.complete()) {
@@ -161,6 +162,8 @@ void receive_response(const Options& options, net::socket_t fd) {
                 narrate(options, "first bytes after %.3f s", chapter::seconds_since(start));
             chapter::write_stdout(buffer, static_cast<std::size_t>(n));
             response.take(buffer, static_cast<std::size_t>(n));
+            // Now that the response has said how long it is: fewer wake-ups.
+            chapter::gather_before_waking(fd, response, low_water);
             continue;
         }
         if (n == 0) {  // the server's FIN: complete only if the response ends there

@@ -362,6 +362,7 @@ void receive_response(const Options& options, Mode mode, net::socket_t fd, Watch
                       Outcome& outcome, Clock::time_point request_sent) {
     static char buffer[64 * 1024];
     chapter::ResponseReader response;
+    int low_water = 1;  // SO_RCVLOWAT, as in chapter 1
     while (!response.complete()) {
         auto start = Clock::now();
         CallResult r = call_in_mode(options, mode, fd, POLLIN, chapter::wait_deadline(options),
@@ -391,6 +392,7 @@ void receive_response(const Options& options, Mode mode, net::socket_t fd, Watch
         chapter::write_stdout(buffer, static_cast<std::size_t>(r.n));
         outcome.bytes += static_cast<std::uint64_t>(r.n);
         response.take(buffer, static_cast<std::size_t>(r.n));
+        chapter::gather_before_waking(fd, response, low_water);
     }
     outcome.ending = response.how_it_ended();
 }

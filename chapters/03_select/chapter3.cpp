@@ -47,9 +47,11 @@ using Clock = std::chrono::steady_clock;
 
 namespace {
 
-// 64 KiB: the fastest size measured on loopback (tests/bench/buffer_sizes.sh,
-// table in README.md). Smaller buffers cost a system call per few bytes; larger
-// ones are slower again, as the data no longer stays in the CPU's cache.
+// 64 KiB: the fastest size measured on loopback against our lab server, and as
+// fast as any against nginx (tests/bench/buffer_sizes.sh and nginx_download.sh;
+// table and the reasons in README.md). Smaller buffers cost a system call per
+// few bytes; what decides the speed past that is how often the reader sleeps
+// and is woken, which SO_RCVLOWAT cuts (chapter::gather_before_waking).
 constexpr std::size_t default_buffer_size = 64 * 1024;
 
 std::string buffer_size_text;  // --buffer-size, checked in main
@@ -273,6 +275,7 @@ void receive_response(const Options& options, net::socket_t fd, std::size_t buff
                       Progress& progress) {
     std::vector<char> buffer(buffer_size);
     chapter::ResponseReader response;
+    int low_water = 1;  // SO_RCVLOWAT, as in chapter 1: select honours it too
     std::uint64_t recv_calls = 0, waits = 0, spins = 0;
     auto start = Clock::now();
     while (!response.complete()) {
@@ -284,6 +287,7 @@ void receive_response(const Options& options, net::socket_t fd, std::size_t buff
                 narrate(options, "first bytes after %.3f s", chapter::seconds_since(start));
             chapter::write_stdout(buffer.data(), static_cast<std::size_t>(n));
             response.take(buffer.data(), static_cast<std::size_t>(n));
+            chapter::gather_before_waking(fd, response, low_water);
             progress.bytes = response.bytes_taken();
             continue;
         }

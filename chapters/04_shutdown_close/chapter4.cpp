@@ -111,12 +111,14 @@ void send_all(net::socket_t fd, const std::string& data) {
 void receive_response(const Options& options, net::socket_t fd, const std::string& why) {
     static char buffer[64 * 1024];
     chapter::ResponseReader response;
+    int low_water = 1;  // SO_RCVLOWAT, as in chapter 1
     while (!response.complete()) {
         chapter::set_wait_limit(options, fd, SO_RCVTIMEO);  // shorter near --max-time
         long n = traced(::recv(fd, buffer, sizeof buffer, 0), "recv", fd, sizeof buffer);
         if (n > 0) {
             chapter::write_stdout(buffer, static_cast<std::size_t>(n));
             response.take(buffer, static_cast<std::size_t>(n));
+            chapter::gather_before_waking(fd, response, low_water);
             continue;
         }
         if (n == 0) {

@@ -21,8 +21,8 @@
 # Checks: before the timed rounds, each chapter's stdout is compared byte for
 # byte with the file (headers stripped) through a pipe. In the timed rounds
 # stdout goes to /dev/null (a pipe would measure the pipe), so each download is
-# checked by (a) the program's exit status (the chapters exit 0 only after recv
-# returned 0, the server's FIN), (b) nginx's access-log line for that request:
+# checked by (a) the program's exit status (the chapters exit 0 only after they
+# had all Content-Length bytes), (b) nginx's access-log line for that request:
 # status 200, all MIB MiB of body sent, request completed, and (c) for curl its
 # size_download and for Python its own byte count.
 set -euo pipefail

@@ -264,3 +264,44 @@ TEST_CASE("recv-after-rst-fails-econnreset") {
     EXPECT(r.error == ECONNRESET, "recv failed with " + describe(r.error));
 #endif
 }
+
+// scope: linux; wine skips: Winsock's TCP does not support SO_RCVLOWAT (the shim does nothing
+// there)
+//
+// elsewhere: the BSDs and macOS have SO_RCVLOWAT for TCP too (their setsockopt(2): read, not run)
+TEST_CASE("rcvlowat-gathers-before-waking") {
+#ifdef _WIN32
+    harness::skip("Winsock's TCP does not support SO_RCVLOWAT (the shim does nothing there)");
+#else
+    // With SO_RCVLOWAT 1000, neither recv nor poll wakes for 10 bytes; 1000
+    // wake them, and so does the peer's FIN with fewer.
+    harness::Pair p = harness::connected_pair();
+    must(net::set_timeout_option(p.client.get(), SO_RCVTIMEO, 3), "SO_RCVTIMEO");
+    must(net::set_receive_low_water(p.client.get(), 1000), "SO_RCVLOWAT 1000");
+    must(::send(p.server.get(), "0123456789", 10, net::send_flags), "send 10");
+    short revents = 0;
+    int ready = net::poll_one(p.client.get(), POLLIN, 300, &revents);
+    EXPECT(ready == 0, "poll reported readable with 10 of 1000 bytes queued");
+    std::thread sender([&] {
+        harness::sleep_for(0.3);
+        std::vector<char> rest(990, 'x');
+        ::send(p.server.get(), rest.data(), rest.size(), net::send_flags);
+    });
+    char buffer[4096];
+    auto start = Clock::now();
+    long n = ::recv(p.client.get(), buffer, sizeof buffer, 0);
+    double took = seconds_since(start);
+    sender.join();
+    EXPECT(n == 1000, "recv returned " + std::to_string(n) + " after " + std::to_string(took) +
+                          " s, not the 1000 bytes it was asked to gather");
+    EXPECT(took > 0.2, "recv returned after only " + std::to_string(took) + " s");
+
+    must(::send(p.server.get(), "tail", 4, net::send_flags), "send 4");
+    p.server.reset();  // the FIN: fewer than 1000 bytes will ever come
+    start = Clock::now();
+    n = ::recv(p.client.get(), buffer, sizeof buffer, 0);
+    took = seconds_since(start);
+    EXPECT(n == 4 && took < 1, "after the FIN recv returned " + std::to_string(n) + " after " +
+                                   std::to_string(took) + " s");
+#endif
+}
