@@ -326,7 +326,13 @@ void gather_before_waking(net::socket_t fd, const ResponseReader& response, int&
     if (response.complete()) return;
     constexpr std::uint64_t most = 64 * 1024;
     std::uint64_t coming = response.body_bytes_coming();
-    int wanted = static_cast<int>(coming == 0 ? 1 : std::min(coming, most));
+    // Raised only for a large body; once raised, lowered to what is left near
+    // the end (never left above it). A small response is never touched.
+    int wanted = 1;
+    if (coming >= most)
+        wanted = static_cast<int>(most);
+    else if (low_water > 1 && coming > 0)
+        wanted = static_cast<int>(coming);
     if (wanted == low_water) return;
     if (net::set_receive_low_water(fd, wanted) == 0) low_water = wanted;
 }

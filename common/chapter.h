@@ -130,11 +130,12 @@ void set_wait_limit(const Options& options, net::socket_t fd, int option, bool f
 // A reader that sleeps until data comes is woken for every few kilobytes that
 // arrive, and each wake-up costs the sender too. Once the response says how
 // many bytes are coming (ResponseReader::body_bytes_coming), this asks the
-// kernel to gather up to 64 KiB before it wakes us, with SO_RCVLOWAT: never
-// more than are surely coming, so the last bytes of a response cannot leave
-// us waiting. Call it after each piece; `low_water` is what the socket has now
-// (start at 1, the default), and setsockopt runs only when it changes: a few
-// times per response.
+// kernel to gather 64 KiB before it wakes us, with SO_RCVLOWAT, while at
+// least that much is still to come; near the end, only what is left, so the
+// last bytes of a response cannot leave us waiting. A response under 64 KiB
+// is left alone. Call it after each piece; `low_water` is what the socket has
+// now (start at 1, the default); setsockopt runs only when it changes: at
+// most a few times per response.
 class ResponseReader;
 void gather_before_waking(net::socket_t fd, const ResponseReader& response, int& low_water);
 
