@@ -17,6 +17,7 @@ namespace {
 constexpr std::size_t max_head_size = 16 * 1024;  // a longer request head is refused
 constexpr double drip_pause = 0.05;               // seconds between two drip pieces
 constexpr double linger_limit = 10.0;  // seconds to wait for the client's FIN after answering
+constexpr double send_limit = 10.0;    // a client that takes nothing for this long is dropped
 constexpr std::uint64_t mebibyte = 1024 * 1024;
 constexpr double silent_hold = 60.0;  // silent: seconds to hold a connection after the client's FIN
 
@@ -411,6 +412,11 @@ bool Server::send_all(net::socket_t fd, const std::string& client, const char* d
 
 void Server::serve(net::socket_t fd, std::string client) {
     net::no_sigpipe(fd);
+    // A client that stops reading must not hold this thread for ever: each
+    // send gives up after send_limit [claim:send-partial-on-timeout]. (It also
+    // bounds stop(): under Wine, closesocket does not always wake a thread
+    // blocked in send.)
+    net::set_timeout_option(fd, SO_SNDTIMEO, send_limit);
     if (scenario_.kind == Scenario::echo)
         serve_echo(fd, client);
     else

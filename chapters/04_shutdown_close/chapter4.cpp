@@ -209,7 +209,8 @@ void end_rd(const Options& options, net::Socket& sock) {
 // rdwr: both directions at once, then close. The server gets our FIN; what it
 // sends back arrives at a socket that takes nothing more, and our kernel
 // answers that data with an RST [claim:data-after-shutdown-both-resets] (on
-// Linux, nstat's TcpExtTCPAbortOnData counts it). The echo server does not
+// Linux, nstat's TcpExtTCPAbortOnData counts it; Microsoft documents the same
+// for Windows after SD_RECEIVE: read, not run, and Wine does not do it). The echo server does not
 // notice: it read our FIN first and closes without reading again. The same
 // happens in rd mode, whose socket is closed when the echo arrives.
 void end_rdwr(const Options& options, net::Socket& sock) {
