@@ -284,11 +284,15 @@ TEST_CASE("stop-continue-interrupts-timed-recv") {
         long n = ::recv(p.client.get(), buffer, sizeof buffer, 0);
         ::_exit(n == -1 && errno == EINTR ? 0 : n == -1 && errno == EAGAIN ? 2 : 1);
     }
-    harness::sleep_for(0.3);
-    ::kill(child, SIGSTOP);
-    harness::sleep_for(0.2);
-    ::kill(child, SIGCONT);
+    // Stop and continue it every 0.3 s until it ends: one of these lands
+    // while it is inside recv, however slowly it started.
     int status = 0;
+    for (int i = 0; i < 8 && ::waitpid(child, &status, WNOHANG) == 0; ++i) {
+        harness::sleep_for(0.3);
+        ::kill(child, SIGSTOP);
+        harness::sleep_for(0.1);
+        ::kill(child, SIGCONT);
+    }
     ::waitpid(child, &status, 0);
     int code = WIFEXITED(status) ? WEXITSTATUS(status) : -1;
     EXPECT(code == 0, code == 2
@@ -322,7 +326,9 @@ TEST_CASE("linux-select-updates-timeout") {
     sender.join();
     double left = static_cast<double>(timeout.tv_sec) + static_cast<double>(timeout.tv_usec) / 1e6;
     EXPECT(n == 1, "select returned " + std::to_string(n));
-    EXPECT(left > 1.5 && left < 1.9,
+    // Unchanged, it would still hold 2 s; rewritten, about 1.8 s (less on a
+    // loaded machine, where the sender may come late).
+    EXPECT(left > 0 && left < 1.95,
            "after waiting about 0.2 s of 2 s, the timeout argument holds " + std::to_string(left) +
                " s, not the time left (about 1.8 s)");
 #endif
