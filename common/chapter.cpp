@@ -337,6 +337,13 @@ void gather_before_waking(net::socket_t fd, const ResponseReader& response, int&
     if (net::set_receive_low_water(fd, wanted) == 0) low_water = wanted;
 }
 
+bool stop_gathering(net::socket_t fd, int& low_water) {
+    if (low_water <= 1) return false;
+    net::set_receive_low_water(fd, 1);
+    low_water = 1;
+    return true;
+}
+
 std::string seconds_text(double seconds) {
     char text[32];
     std::snprintf(text, sizeof text, "%g s", seconds);

@@ -138,6 +138,13 @@ void set_wait_limit(const Options& options, net::socket_t fd, int option, bool f
 // most a few times per response.
 class ResponseReader;
 void gather_before_waking(net::socket_t fd, const ResponseReader& response, int& low_water);
+// After a select() or poll() that timed out: with the low-water mark up, the
+// wait ignored fewer than 64 KiB from a slow server, so that is not silence
+// yet. Drops the mark to 1 and returns true (wait once more: a server that is
+// really silent is then caught after up to twice --timeout); false when the
+// mark was not up, and the silence is real. Blocking reads need none of this:
+// a recv whose SO_RCVTIMEO runs out returns what has arrived.
+bool stop_gathering(net::socket_t fd, int& low_water);
 
 // A number of seconds as the user would write it: "5 s", "0.5 s".
 std::string seconds_text(double seconds);

@@ -223,6 +223,34 @@ def one_answer_server(answer):
     return listener.getsockname()[1]
 
 
+def paced_server(body, piece, pause):
+    """A listener on 127.0.0.1 that reads one request head and sends a 200
+    response with Content-Length, `piece` bytes of the body every `pause`
+    seconds, then closes. Returns the port."""
+    listener = socket.socket()
+    listener.bind(("127.0.0.1", 0))
+    listener.listen(1)
+
+    def serve():
+        with listener:
+            listener.settimeout(30)
+            conn, _ = listener.accept()
+            with conn:
+                head = b""
+                while b"\r\n\r\n" not in head:
+                    chunk = conn.recv(4096)
+                    if not chunk:
+                        return
+                    head += chunk
+                conn.sendall(b"HTTP/1.1 200 OK\r\nContent-Length: %d\r\n\r\n" % len(body))
+                for at in range(0, len(body), piece):
+                    time.sleep(pause)
+                    conn.sendall(body[at:at + piece])
+
+    threading.Thread(target=serve, daemon=True).start()
+    return listener.getsockname()[1]
+
+
 class Nginx:
     """A real web server as a peer: nginx on loopback, started from a config in
     a temp dir (no daemon, its own pid, logs and temp paths, IPv4 and IPv6),
@@ -515,6 +543,18 @@ def chapter_cases(program):
                             r"^%s: --max-time: no complete response within 0\.6 s$" % program, 2)
         expect(run.stdout and hello_response().startswith(run.stdout),
                "stdout %r is not the first part of the response" % run.stdout)
+
+    @case(program + ":slow-large-body")
+    def slow_large_body(ctx):
+        # 128 KiB at 8 KiB every 0.1 s: 64 KiB (the SO_RCVLOWAT the chapters
+        # ask for) takes longer than --timeout 0.5, yet data never stops
+        # for 0.5 s. A slow server is not a silent one.
+        body = os.urandom(128 * 1024)
+        port = paced_server(body, 8 * 1024, 0.1)
+        run = ctx.run(program, base + ["--quiet", "--timeout", "0.5", "127.0.0.1", str(port)], 30)
+        expect(run.rc == 0, "a slow but steady server: " + run.describe())
+        expect(run.stdout.endswith(body) and len(run.stdout) == len(body) + len(b"HTTP/1.1 200 OK\r\nContent-Length: 131072\r\n\r\n"),
+               "stdout: %d bytes" % len(run.stdout))
 
     # ---- stdout as a real sink
 

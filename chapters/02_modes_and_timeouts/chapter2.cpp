@@ -381,6 +381,9 @@ void receive_response(const Options& options, Mode mode, net::socket_t fd, Watch
         }
         // Blocking mode: the watchdog's shutdown makes recv return 0, as at
         // EOF; only fired() tells the two apart.
+        // A poll that timed out while the low-water mark was up may have
+        // ignored a slow server's bytes: look again before calling it silence.
+        if (r.n < 0 && r.err == 0 && chapter::stop_gathering(fd, low_water)) continue;
         if (watchdog.fired() || (r.n < 0 && (r.err == 0 || net::is_timed_out(r.err))))
             throw timeout_failure("recv", options, mode, r.err);
         if (r.n < 0) throw Failure("recv", r.err);
@@ -392,7 +395,9 @@ void receive_response(const Options& options, Mode mode, net::socket_t fd, Watch
         chapter::write_stdout(buffer, static_cast<std::size_t>(r.n));
         outcome.bytes += static_cast<std::uint64_t>(r.n);
         response.take(buffer, static_cast<std::size_t>(r.n));
-        chapter::gather_before_waking(fd, response, low_water);
+        // Not in blocking mode: its watchdog would cut a slow download that is
+        // still moving, while recv waited to gather 64 KiB.
+        if (mode != Mode::blocking) chapter::gather_before_waking(fd, response, low_water);
     }
     outcome.ending = response.how_it_ended();
 }

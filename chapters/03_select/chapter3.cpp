@@ -307,6 +307,7 @@ void receive_response(const Options& options, net::socket_t fd, std::size_t buff
                                 : wait_until(fd, false, deadline);
         if (ready == Ready::timed_out) {
             chapter::check_max_time(options);
+            if (chapter::stop_gathering(fd, low_water)) continue;  // slow, not silent?
             throw Failure("recv", "no data for " + chapter::seconds_text(options.timeout));
         }
     }
