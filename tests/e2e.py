@@ -201,9 +201,9 @@ def chunked_hello_response(cut=None):
     return out if cut is not None else out + b"0\r\nLab-Trailer: the end\r\n\r\n"
 
 
-def one_answer_server(answer):
-    """A listener on 127.0.0.1 that reads one request head, sends `answer` as it
-    is (malformed or not), and closes. Returns the port."""
+def serve_one_request(answer):
+    """A listener on 127.0.0.1 that accepts one connection, reads the request
+    head, calls answer(conn) and closes. Returns the port."""
     listener = socket.socket()
     listener.bind(("127.0.0.1", 0))
     listener.listen(1)
@@ -219,38 +219,26 @@ def one_answer_server(answer):
                     if not piece:
                         return
                     head += piece
-                conn.sendall(answer)
+                answer(conn)
 
     threading.Thread(target=serve, daemon=True).start()
     return listener.getsockname()[1]
+
+
+def one_answer_server(answer):
+    """Sends `answer` as it is (malformed or not)."""
+    return serve_one_request(lambda conn: conn.sendall(answer))
 
 
 def paced_server(body, piece, pause):
-    """A listener on 127.0.0.1 that reads one request head and sends a 200
-    response with Content-Length, `piece` bytes of the body every `pause`
-    seconds, then closes. Returns the port."""
-    listener = socket.socket()
-    listener.bind(("127.0.0.1", 0))
-    listener.listen(1)
-
-    def serve():
-        with listener:
-            listener.settimeout(30)
-            conn, _ = listener.accept()
-            with conn:
-                head = b""
-                while b"\r\n\r\n" not in head:
-                    chunk = conn.recv(4096)
-                    if not chunk:
-                        return
-                    head += chunk
-                conn.sendall(b"HTTP/1.1 200 OK\r\nContent-Length: %d\r\n\r\n" % len(body))
-                for at in range(0, len(body), piece):
-                    time.sleep(pause)
-                    conn.sendall(body[at:at + piece])
-
-    threading.Thread(target=serve, daemon=True).start()
-    return listener.getsockname()[1]
+    """A 200 response with Content-Length, `piece` bytes of the body every
+    `pause` seconds."""
+    def answer(conn):
+        conn.sendall(b"HTTP/1.1 200 OK\r\nContent-Length: %d\r\n\r\n" % len(body))
+        for at in range(0, len(body), piece):
+            time.sleep(pause)
+            conn.sendall(body[at:at + piece])
+    return serve_one_request(answer)
 
 
 class Nginx:
