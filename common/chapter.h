@@ -143,7 +143,8 @@ void gather_before_waking(net::socket_t fd, const ResponseReader& response, int&
 // yet. Drops the mark to 1 and returns true (wait once more: a server that is
 // really silent is then caught after up to twice --timeout); false when the
 // mark was not up, and the silence is real. Blocking reads need none of this:
-// a recv whose SO_RCVTIMEO runs out returns what has arrived.
+// a recv whose SO_RCVTIMEO runs out returns what has arrived
+// [claim:rcvlowat-gathers-before-waking].
 bool stop_gathering(net::socket_t fd, int& low_water);
 
 // A number of seconds as the user would write it: "5 s", "0.5 s".

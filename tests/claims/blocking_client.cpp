@@ -273,8 +273,9 @@ TEST_CASE("rcvlowat-gathers-before-waking") {
 #ifdef _WIN32
     harness::skip("Winsock's TCP does not support SO_RCVLOWAT (the shim does nothing there)");
 #else
-    // With SO_RCVLOWAT 1000, neither recv nor poll wakes for 10 bytes; 1000
-    // wake them, and so does the peer's FIN with fewer.
+    // With SO_RCVLOWAT 1000, neither recv, poll nor select wakes for 10
+    // bytes; 1000 wake them, and so do SO_RCVTIMEO (recv returns what came)
+    // and the peer's FIN with fewer.
     harness::Pair p = harness::connected_pair();
     must(net::set_timeout_option(p.client.get(), SO_RCVTIMEO, 3), "SO_RCVTIMEO");
     must(net::set_receive_low_water(p.client.get(), 1000), "SO_RCVLOWAT 1000");
@@ -282,6 +283,12 @@ TEST_CASE("rcvlowat-gathers-before-waking") {
     short revents = 0;
     int ready = net::poll_one(p.client.get(), POLLIN, 300, &revents);
     EXPECT(ready == 0, "poll reported readable with 10 of 1000 bytes queued");
+    fd_set readable;
+    FD_ZERO(&readable);
+    FD_SET(p.client.get(), &readable);
+    timeval short_wait{0, 300000};
+    ready = ::select(p.client.get() + 1, &readable, nullptr, nullptr, &short_wait);
+    EXPECT(ready == 0, "select reported readable with 10 of 1000 bytes queued");
     std::thread sender([&] {
         harness::sleep_for(0.3);
         std::vector<char> rest(990, 'x');
@@ -295,6 +302,15 @@ TEST_CASE("rcvlowat-gathers-before-waking") {
     EXPECT(n == 1000, "recv returned " + std::to_string(n) + " after " + std::to_string(took) +
                           " s, not the 1000 bytes it was asked to gather");
     EXPECT(took > 0.2, "recv returned after only " + std::to_string(took) + " s");
+
+    must(net::set_timeout_option(p.client.get(), SO_RCVTIMEO, 0.3), "SO_RCVTIMEO 0.3");
+    must(::send(p.server.get(), "abcdefghij", 10, net::send_flags), "send 10");
+    start = Clock::now();
+    n = ::recv(p.client.get(), buffer, sizeof buffer, 0);
+    took = seconds_since(start);
+    EXPECT(n == 10 && took > 0.2 && took < 2,
+           "when SO_RCVTIMEO ran out with 10 of 1000 bytes, recv returned " + std::to_string(n) +
+               " after " + std::to_string(took) + " s, not the 10 bytes after about 0.3 s");
 
     must(::send(p.server.get(), "tail", 4, net::send_flags), "send 4");
     p.server.reset();  // the FIN: fewer than 1000 bytes will ever come
