@@ -736,9 +736,11 @@ def chapter4_cases():
             want = request % int(port.group(1)) if echoed else b""
             expect(run.stdout == want, "stdout %r, expected %r" % (run.stdout[:100], want))
             seen = "the server saw: %d FIN, %d reset" % (fins, resets)
-            if ctx.emulator and mode == "linger0" and "the server saw: 1 FIN, 0 reset" in run.stderr:
-                # Wine under load sometimes turns an abortive close into a FIN
-                # (docs/portability.md); Windows documents an RST.
+            if ctx.emulator and mode in ("linger0", "unread") and "the server saw: 1 FIN, 0 reset" in run.stderr:
+                # Under Wine (docs/portability.md): an abortive close under load
+                # is sometimes a FIN, and an RST that arrives while the server
+                # is between its echo and its next recv reads as a FIN. Windows
+                # documents an RST for both.
                 return
             expect(seen in run.stderr, "expected %r in:\n%s" % (seen, run.stderr))
             expect(re.search(pattern, run.stderr, re.M), "expected %r in:\n%s" % (pattern, run.stderr))
