@@ -235,9 +235,9 @@ std::unique_ptr<lab::Server> start_builtin_server(Options& options) {
     std::string error;
     lab::parse_scenario(options.scenario, scenario, error);  // checked by parse_command_line
 
-    std::function<void(const std::string&)> on_event;
+    lab::EventSink on_event;
     if (!options.quiet)
-        on_event = [](const std::string& text) { print_line("  [server] " + text); };
+        on_event = [](const char*, const std::string& text) { print_line("  [server] " + text); };
     auto server = std::make_unique<lab::Server>(scenario, on_event);
     if (!server->start("127.0.0.1", 0, error)) throw Failure("built-in lab server", error);
     options.host = "127.0.0.1";

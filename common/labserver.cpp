@@ -1,4 +1,4 @@
-// labserver.cpp - the lab server: one blocking thread per connection.
+// labserver.cpp - the lab server: an event loop over non-blocking sockets.
 #include "labserver.h"
 
 #include <algorithm>
@@ -7,29 +7,43 @@
 #include <cstdlib>
 #include <cstring>
 #include <iterator>
-#include <system_error>
+#include <thread>
 #include <vector>
 
 namespace lab {
 
 namespace {
 
+using Clock = std::chrono::steady_clock;
+
 constexpr std::size_t max_head_size = 16 * 1024;  // a longer request head is refused
 constexpr double drip_pause = 0.05;               // seconds between two drip pieces
-constexpr double linger_limit = 10.0;  // seconds to wait for the client's FIN after answering
-constexpr double send_limit = 10.0;    // a client that takes nothing for this long is dropped
 constexpr std::uint64_t mebibyte = 1024 * 1024;
-constexpr double silent_hold = 60.0;  // silent: seconds to hold a connection after the client's FIN
+constexpr std::size_t echo_backlog = 256 * 1024;  // echo: stop reading while this much is unsent
+constexpr int accepts_per_wake = 64;              // then serve the others before accepting more
 
 const char* const scenario_names[] = {"hello", "slow",  "drip", "big",      "silent",
                                       "reset", "close", "echo", "truncate", "chunked"};
 constexpr int scenario_count = sizeof scenario_names / sizeof scenario_names[0];
 
-bool parse_number(const std::string& text, double& value) {
-    if (text.empty()) return false;
-    char* end = nullptr;
-    value = std::strtod(text.c_str(), &end);
-    return end == text.c_str() + text.size() && value >= 0 && value < 1e9;
+double seconds_until(Clock::time_point deadline) {
+    return std::chrono::duration<double>(deadline - Clock::now()).count();
+}
+
+Clock::time_point after(double seconds) {
+    return Clock::now() + std::chrono::duration_cast<Clock::duration>(
+                              std::chrono::duration<double>(seconds));
+}
+
+std::string seconds_text(double seconds) {
+    char text[32];
+    std::snprintf(text, sizeof text, "%g s", seconds);
+    return text;
+}
+
+// "203.0.113.7:51234" -> "203.0.113.7"; "[::1]:51234" -> "[::1]"
+std::string host_of(const std::string& client) {
+    return client.substr(0, client.rfind(':'));
 }
 
 // What the head of a request told us.
@@ -120,7 +134,8 @@ const char* const scenario_help =
     "  slow[:SECS]    wait SECS (default 2) before the hello response\n"
     "  drip[:BYTES]   send the hello response BYTES (default 8) at a time, 50 ms apart\n"
     "  big[:MIB]      a response of MIB MiB (default 64) of a checkable pattern, at full speed\n"
-    "  silent         read the request and never answer (the connection stays open)\n"
+    "  silent         read the request and never answer (the connection is held\n"
+    "                 open 60 s; labserver --silent-hold changes it)\n"
     "  reset          read the request and abort the connection (RST)\n"
     "  close          read the request and close without answering\n"
     "  echo           echo every byte until the client half-closes, then close\n"
@@ -128,6 +143,15 @@ const char* const scenario_help =
     "                 (default 1000), close\n"
     "  chunked[:BYTES]   the hello body in chunks (Transfer-Encoding: chunked);\n"
     "                 with BYTES, close after BYTES of the body, before the last chunk\n";
+
+bool parse_decimal(const std::string& text, double& value) {
+    if (text.empty() || text == "." || text.size() > 30 ||
+        text.find_first_not_of("0123456789.") != std::string::npos ||
+        text.find('.') != text.rfind('.'))
+        return false;
+    value = std::strtod(text.c_str(), nullptr);
+    return true;
+}
 
 bool parse_scenario(const std::string& text, Scenario& scenario, std::string& error) {
     std::size_t colon = text.find(':');
@@ -139,7 +163,7 @@ bool parse_scenario(const std::string& text, Scenario& scenario, std::string& er
     for (int i = 0; i < scenario_count; ++i)
         if (name == scenario_names[i]) kind = i;
     if (kind < 0) {
-        error = "unknown scenario '" + name + "' (see --help)";
+        error = "unknown scenario '" + net::printable(name) + "' (see --help)";
         return false;
     }
     scenario = Scenario{};
@@ -155,8 +179,9 @@ bool parse_scenario(const std::string& text, Scenario& scenario, std::string& er
         error = "scenario '" + name + "' takes no argument";
         return false;
     }
-    if (!parse_number(argument, value)) {
-        error = "scenario " + name + ": '" + argument + "' is not a non-negative number";
+    if (!parse_decimal(argument, value) || value >= 1e9) {
+        error = "scenario " + name + ": '" + net::printable(argument) +
+                "' is not a number (digits, with at most one decimal point)";
         return false;
     }
     bool whole = value == static_cast<double>(static_cast<std::uint64_t>(value));
@@ -197,29 +222,62 @@ char big_body_byte(std::uint64_t offset) {
     return column == 63 ? '\n' : alphabet[(line + column) % 64];
 }
 
-Server::Server(Scenario scenario, std::function<void(const std::string&)> on_event)
-    : scenario_(scenario), on_event_(std::move(on_event)) {}
+// One client, as the event loop sees it. Each phase says what we wait for,
+// and `deadline` when we stop waiting.
+struct Server::Connection {
+    enum Phase {
+        head,   // reading the request head (until header_timeout)
+        pause,  // slow, drip: waiting before sending more (until the scenario's time)
+        send,   // sending the answer (while the client takes bytes within send_timeout)
+        drain,  // answered and sent our FIN: waiting for the client's (drain_timeout)
+        echo,   // echo: reading and sending back (until silent for header_timeout)
+        hold,   // silent: holding the connection unanswered (silent_hold)
+    };
+    net::socket_t fd = net::invalid_socket;
+    std::string client;  // "127.0.0.1:51234"
+    Phase phase = head;
+    Clock::time_point deadline;
+    std::string head_text;  // head: the request head so far
+    Request request;
+    std::string out;              // the answer, or echo's bytes not sent yet
+    std::size_t sent = 0;         // bytes of `out` sent
+    std::size_t release = 0;      // we may send `out` up to here (drip: piece by piece)
+    std::uint64_t big_left = 0;   // big: body bytes still to send after `out`
+    std::uint64_t big_at = 0;     // big: offset into the body
+    std::uint64_t taken = 0;      // drain, hold, echo: bytes read
+    bool reading = true;          // hold, echo: still reading (no FIN, not too much)
+    bool done = false;            // close it
+};
+
+Server::Server(Scenario scenario, EventSink on_event, Limits limits, unsigned loops)
+    : scenario_(scenario), on_event_(std::move(on_event)), limits_(limits),
+      loop_count_(std::max(1u, loops)) {}
 
 Server::~Server() {
     stop();
 }
 
 bool Server::start(const std::string& address, std::uint16_t port, std::string& error,
-                   std::uint64_t max_connections) {
-    addrinfo hints{};
-    hints.ai_family = AF_UNSPEC;
-    hints.ai_socktype = SOCK_STREAM;
-    hints.ai_flags = AI_PASSIVE | AI_NUMERICHOST;
-    addrinfo* found = nullptr;
-    int rc = ::getaddrinfo(address.c_str(), std::to_string(port).c_str(), &hints, &found);
-    if (rc != 0) {
-        error = "bind address '" + address + "': " + ::gai_strerror(rc);
+                   std::uint64_t count) {
+    // Only an address written out: inet_pton takes "0.0.0.0" and "::", not
+    // the "0" or "127.1" that getaddrinfo would also take.
+    sockaddr_storage bound{};
+    socklen_t bound_size = 0;
+    auto* v4 = reinterpret_cast<sockaddr_in*>(&bound);
+    auto* v6 = reinterpret_cast<sockaddr_in6*>(&bound);
+    if (::inet_pton(AF_INET, address.c_str(), &v4->sin_addr) == 1) {
+        v4->sin_family = AF_INET;
+        v4->sin_port = htons(port);
+        bound_size = sizeof *v4;
+    } else if (::inet_pton(AF_INET6, address.c_str(), &v6->sin6_addr) == 1) {
+        v6->sin6_family = AF_INET6;
+        v6->sin6_port = htons(port);
+        bound_size = sizeof *v6;
+    } else {
+        error = "bind address '" + net::printable(address) +
+                "' is not an IPv4 or IPv6 address (for every interface: 0.0.0.0 or ::)";
         return false;
     }
-    sockaddr_storage bound{};
-    std::memcpy(&bound, found->ai_addr, found->ai_addrlen);
-    socklen_t bound_size = static_cast<socklen_t>(found->ai_addrlen);
-    ::freeaddrinfo(found);
 
     net::Socket listener(::socket(bound.ss_family, SOCK_STREAM, IPPROTO_TCP));
     if (!listener.valid()) {
@@ -242,294 +300,527 @@ bool Server::start(const std::string& address, std::uint16_t port, std::string& 
     sockaddr* where = reinterpret_cast<sockaddr*>(&bound);
     if (::bind(listener.get(), where, bound_size) != 0 ||
         ::listen(listener.get(), SOMAXCONN) != 0 ||
-        ::getsockname(listener.get(), where, &bound_size) != 0) {
+        ::getsockname(listener.get(), where, &bound_size) != 0 ||
+        net::set_nonblocking_untraced(listener.get()) != 0) {
         int err = net::last_error();
         error =
             "listen on " + address + " port " + std::to_string(port) + ": " + net::error_text(err);
         return false;
     }
     address_ = net::address_text(where);
-    port_ = ntohs(bound.ss_family == AF_INET6 ? reinterpret_cast<sockaddr_in6*>(where)->sin6_port
-                                              : reinterpret_cast<sockaddr_in*>(where)->sin_port);
+    port_ = ntohs(bound.ss_family == AF_INET6 ? v6->sin6_port : v4->sin_port);
 
-    max_connections_ = max_connections;
+    // A loop sleeps in poll until a socket is ready or a deadline comes; to
+    // wake it at once (stop()), we send a datagram to a UDP socket it polls.
+    for (unsigned i = 0; i < loop_count_; ++i) {
+        sockaddr_in self{};
+        self.sin_family = AF_INET;
+        self.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+        net::Socket waker(::socket(AF_INET, SOCK_DGRAM, IPPROTO_UDP));
+        if (!waker.valid() || ::bind(waker.get(), reinterpret_cast<sockaddr*>(&self), sizeof self) ||
+            net::set_nonblocking_untraced(waker.get()) != 0) {
+            error = "wake-up socket: " + net::error_text(net::last_error());
+            for (net::socket_t w : wakers_) net::close_socket(w);
+            wakers_.clear();
+            return false;
+        }
+        wakers_.push_back(waker.release());
+    }
+    count_ = count;
     listener_ = listener.release();
-    accepting_ = true;
-    accept_thread_ = std::thread(&Server::accept_loop, this);
+    listening_ = true;
+    for (net::socket_t waker : wakers_) loops_.emplace_back(&Server::run_loop, this, waker);
     return true;
 }
 
-void Server::accept_loop() {
-    std::uint64_t accepted = 0;
-    net::socket_t listener = listener_;  // set before this thread started
-    while (max_connections_ == 0 || accepted < max_connections_) {
-        sockaddr_storage peer{};
-        socklen_t peer_length = sizeof peer;
-        net::socket_t fd = ::accept(listener, reinterpret_cast<sockaddr*>(&peer), &peer_length);
-        int err = net::last_error();
-        std::unique_lock<std::mutex> lock(mutex_);
-        if (stopping_) {
-            if (fd != net::invalid_socket) net::close_socket(fd);
-            break;
+// What poll should watch a connection for, in its phase.
+short wanted_events(const Server::Connection& c) {
+    switch (c.phase) {
+        case Server::Connection::head:
+        case Server::Connection::drain:
+            return POLLIN;
+        case Server::Connection::send:
+            return POLLOUT;
+        case Server::Connection::echo:
+            return static_cast<short>((c.reading && c.out.size() < echo_backlog ? POLLIN : 0) |
+                                      (c.sent < c.out.size() ? POLLOUT : 0));
+        case Server::Connection::hold:
+            return c.reading ? POLLIN : 0;
+        default:
+            return 0;  // pause: only the deadline
+    }
+}
+
+// The event loop: wait in poll for any socket or the nearest deadline, then
+// do what each ready connection allows, without ever blocking.
+void Server::run_loop(net::socket_t waker) {
+    std::vector<Connection> connections;
+    std::vector<net::pollfd_t> fds;
+    std::vector<std::size_t> polled;   // fds[first + k] is connections[polled[k]]
+    Clock::time_point accept_again{};  // after an accept failure: a pause
+    for (;;) {
+        bool accepting = listening_ && !stopping_;
+        if (stopping_ || (!accepting && connections.empty())) break;
+        // Watch the wake-up socket, the listener, and each connection for what
+        // its phase waits for; a connection that waits only for a deadline
+        // (pause, or holding after the client's FIN) is left out.
+        fds.clear();
+        polled.clear();
+        fds.push_back({waker, POLLIN, 0});
+        bool polling_listener = accepting && Clock::now() >= accept_again;
+        if (polling_listener) fds.push_back({listener_, POLLIN, 0});
+        Clock::time_point next = polling_listener ? Clock::time_point::max() : accept_again;
+        for (std::size_t i = 0; i < connections.size(); ++i) {
+            next = std::min(next, connections[i].deadline);
+            if (short events = wanted_events(connections[i])) {
+                fds.push_back({connections[i].fd, events, 0});
+                polled.push_back(i);
+            }
         }
-        if (fd == net::invalid_socket) {
-            lock.unlock();
-            if (net::is_interrupted(err)) continue;
-            event("accept failed: " + net::error_text(err));
-            pause(0.05);  // e.g. out of descriptors: let connections finish
+        int timeout = -1;  // no deadline: sleep until a socket is ready
+        if (next != Clock::time_point::max())
+            timeout = static_cast<int>(std::clamp(seconds_until(next) * 1000 + 1, 0.0, 1e9));
+        if (net::poll_many(fds.data(), fds.size(), timeout) < 0) {
+            int err = net::last_error();
+            if (!net::is_interrupted(err))
+                event("errors", "", "poll failed: " + net::error_text(err));
             continue;
         }
-        open_.insert(fd);
-        ++active_;
-        ++observed_.connections;
-        lock.unlock();
-        ++accepted;
-        std::string client = net::address_text(reinterpret_cast<sockaddr*>(&peer));
-        try {
-            std::thread(&Server::serve, this, fd, client).detach();
-        } catch (const std::system_error&) {
-            event(client + ": no thread to serve it, closing");
-            end_connection(fd);
+        if (fds[0].revents) {  // woken: read the datagrams, then look at stopping_
+            char byte[16];
+            while (::recv(waker, byte, sizeof byte, 0) > 0) {
+            }
         }
+        std::size_t first = polling_listener ? 2 : 1;
+        for (std::size_t k = 0; k < polled.size(); ++k)
+            if (short revents = fds[first + k].revents) on_ready(connections[polled[k]], revents);
+        Clock::time_point now = Clock::now();
+        for (Connection& c : connections)
+            if (!c.done && now >= c.deadline) on_deadline(c);
+        // Close what is done: move the last connection into its place.
+        for (std::size_t i = 0; i < connections.size();) {
+            if (!connections[i].done) {
+                ++i;
+                continue;
+            }
+            end_connection(connections[i]);
+            connections[i] = std::move(connections.back());
+            connections.pop_back();
+        }
+        if (polling_listener && fds[1].revents && !accept_new(connections))
+            accept_again = now + std::chrono::milliseconds(50);  // e.g. out of descriptors
     }
-    std::lock_guard<std::mutex> lock(mutex_);
-    if (listener_ != net::invalid_socket)  // (stop() may have closed it: Windows)
-        net::close_socket(listener_);      // from now on, connecting clients are refused
-    listener_ = net::invalid_socket;
-    accepting_ = false;
-    changed_.notify_all();
+    for (Connection& c : connections) end_connection(c);  // stop(): close the rest quietly
 }
 
-void Server::wait() {
-    {
-        std::unique_lock<std::mutex> lock(mutex_);
-        changed_.wait(lock, [this] { return !accepting_ && active_ == 0; });
+// Accept the connections waiting in the queue (a few at a time, so that the
+// others are served meanwhile). False if accept failed for want of
+// something (descriptors, memory): then the loop retries 50 ms later, as
+// connections end, instead of spinning on a listener that stays ready.
+bool Server::accept_new(std::vector<Connection>& connections) {
+    for (int i = 0; i < accepts_per_wake && listening_; ++i) {
+        sockaddr_storage peer{};
+        socklen_t peer_length = sizeof peer;
+        net::socket_t fd = ::accept(listener_, reinterpret_cast<sockaddr*>(&peer), &peer_length);
+        if (fd == net::invalid_socket) {
+            int err = net::last_error();
+            if (net::is_would_block(err)) return true;  // none left (or another loop took it)
+            if (net::is_interrupted(err)) continue;
+            event("errors", "", "accept failed: " + net::error_text(err));
+            return false;
+        }
+        std::uint64_t number = ++accepted_;
+        if (count_ != 0 && number >= count_) stop_accepting();  // --count reached
+        if (count_ != 0 && number > count_) {  // another loop took the last one
+            net::close_socket(fd);
+            return true;
+        }
+        std::string client = net::address_text(reinterpret_cast<sockaddr*>(&peer));
+        if (!admit(fd, client)) continue;
+        net::no_sigpipe(fd);
+        net::set_nonblocking_untraced(fd);  // Linux: accepted sockets do not inherit it
+        Connection c;
+        c.fd = fd;
+        c.client = std::move(client);
+        if (scenario_.kind == Scenario::echo) c.phase = Connection::echo;
+        c.deadline = after(limits_.header_timeout);
+        connections.push_back(std::move(c));
     }
-    if (accept_thread_.joinable()) accept_thread_.join();
+    return true;
 }
 
-void Server::stop(double grace) {
-    {
-        std::unique_lock<std::mutex> lock(mutex_);
-        changed_.wait_for(lock, std::chrono::duration<double>(grace),
-                          [this] { return active_ == 0; });
-        stopping_ = true;
-        // Wake every connection thread blocked in recv or send. On POSIX the
-        // thread closes its socket itself later; where waking closed it
-        // (Windows) we forget it, and end_connection() leaves it alone.
-        for (auto it = open_.begin(); it != open_.end();)
-            it = net::wake_blocked_calls(*it) ? open_.erase(it) : std::next(it);
-        // Wake the accept loop the same way, with no connection of our own
-        // (one would leave a TIME_WAIT entry behind): shutdown on a listening
-        // socket makes a blocked accept fail on Linux, closesocket does on
-        // Windows [claim:wake-blocked-accept].
-        if (accepting_ && listener_ != net::invalid_socket && net::wake_blocked_calls(listener_))
-            listener_ = net::invalid_socket;
-        changed_.notify_all();
+// Count the connection in, or refuse it when the server or this client's
+// address already has as many open as allowed. True if admitted.
+bool Server::admit(net::socket_t fd, const std::string& client) {
+    ++counters_.connections;
+    std::string why;
+    std::uint64_t open = ++open_;
+    if (open > limits_.max_connections) {
+        why = std::to_string(open - 1) + " connections open (--max-connections " +
+              std::to_string(limits_.max_connections) + ")";
+    } else if (counts_per_client()) {
+        std::string host = host_of(client);
+        std::lock_guard<std::mutex> lock(clients_mutex_);
+        std::uint64_t& mine = per_client_[host];
+        if (mine >= limits_.per_client)
+            why = std::to_string(mine) + " connections from " + host + " open (--per-client " +
+                  std::to_string(limits_.per_client) + ")";
+        if (why.empty())
+            ++mine;
+        else if (mine == 0)
+            per_client_.erase(host);
     }
-    wait();
+    if (why.empty()) return true;
+    --open_;
+    refuse(fd, client, why);
+    return false;
 }
 
-bool Server::wait_for_finished(std::uint64_t count, double seconds) {
-    std::unique_lock<std::mutex> lock(mutex_);
-    return changed_.wait_for(lock, std::chrono::duration<double>(seconds),
-                             [&] { return observed_.finished >= count; });
+// Over a limit: a short 503, our FIN, and close. The answer fits in the empty
+// send buffer of a new connection, so the send does not wait.
+void Server::refuse(net::socket_t fd, const std::string& client, const std::string& why) {
+    ++counters_.refused;
+    event("refusals", client, "refused: " + why);
+    std::string body = "The lab server is busy: " + why + ". Try again later.\n";
+    std::string answer = response_head(body.size(), "503 Service Unavailable") + body;
+    ::send(fd, answer.data(), static_cast<int>(answer.size()), net::send_flags);
+    ::shutdown(fd, net::shut_wr);
+    net::close_socket(fd);
+    ++counters_.finished;
 }
 
-Observed Server::observed() const {
-    std::lock_guard<std::mutex> lock(mutex_);
-    return observed_;
+void Server::end_connection(Connection& c) {
+    if (counts_per_client()) {
+        std::lock_guard<std::mutex> lock(clients_mutex_);
+        auto mine = per_client_.find(host_of(c.client));
+        if (mine != per_client_.end() && --mine->second == 0) per_client_.erase(mine);
+    }
+    net::close_socket(c.fd);
+    --open_;
+    ++counters_.finished;
 }
 
-void Server::event(const std::string& text) {
-    if (on_event_) on_event_(text);
-}
-
-bool Server::pause(double seconds) {
-    std::unique_lock<std::mutex> lock(mutex_);
-    return !changed_.wait_for(lock, std::chrono::duration<double>(seconds),
-                              [this] { return stopping_; });
-}
-
-void Server::end_connection(net::socket_t fd) {
-    std::lock_guard<std::mutex> lock(mutex_);
-    if (open_.erase(fd) == 1) net::close_socket(fd);  // else stop() closed it
-    ++observed_.finished;
-    --active_;
-    changed_.notify_all();  // under the lock: stop() cannot return before we let go
-}
-
-// recv, counting what arrives and noting how the client ended. Returns what recv returned.
-long Server::receive(net::socket_t fd, const std::string& client, char* buffer, std::size_t size) {
+// recv, counting what arrives and noting how the client ended. Returns what
+// recv returned, with its error in net::last_error().
+long Server::receive(Connection& c, char* buffer, std::size_t size) {
     for (;;) {
-        long n = ::recv(fd, buffer, static_cast<int>(size), 0);
+        long n = ::recv(c.fd, buffer, static_cast<int>(size), 0);
         int err = net::last_error();
         if (n < 0 && net::is_interrupted(err)) continue;
-        std::string news;
-        {
-            std::lock_guard<std::mutex> lock(mutex_);
-            if (n > 0) observed_.bytes_read += static_cast<std::uint64_t>(n);
-            if (n == 0) {
-                ++observed_.eofs_seen;
-                news = "recv returned 0: the client's FIN arrived";
-            }
-            if (n < 0 && is_reset(err)) ++observed_.resets_seen;
-            if (n < 0 && !net::is_timed_out(err))
-                news = "recv failed: " + net::error_name(err) + " (" + net::error_text(err) + ")" +
-                       (is_reset(err) ? ": the client reset the connection" : "");
-            if (stopping_) news.clear();
+        if (n > 0) counters_.bytes_read += static_cast<std::uint64_t>(n);
+        if (n == 0) {
+            ++counters_.eofs_seen;
+            event("client FINs", c.client, "recv returned 0: the client's FIN arrived");
         }
-        if (!news.empty()) event(client + ": " + news);
+        if (n < 0 && is_reset(err)) ++counters_.resets_seen;
+        if (n < 0 && !net::is_would_block(err))
+            event(is_reset(err) ? "resets" : "errors", c.client,
+                  "recv failed: " + net::error_name(err) + " (" + net::error_text(err) + ")" +
+                      (is_reset(err) ? ": the client reset the connection" : ""));
         net::set_last_error(err);
         return n;
     }
 }
 
-bool Server::send_all(net::socket_t fd, const std::string& client, const char* data,
-                      std::size_t size) {
-    while (size > 0) {
-        int chunk = static_cast<int>(std::min<std::size_t>(size, 1u << 30));
-        long n = ::send(fd, data, chunk, net::send_flags);
-        if (n < 0) {
-            int err = net::last_error();
-            if (net::is_interrupted(err)) continue;
-            bool quiet;
-            {
-                std::lock_guard<std::mutex> lock(mutex_);
-                if (is_reset(err)) ++observed_.resets_seen;
-                quiet = stopping_;
+// The socket is ready for what the phase waits for (or has an error).
+void Server::on_ready(Connection& c, short revents) {
+    char buffer[16 * 1024];
+    switch (c.phase) {
+        case Connection::head: {
+            long n = receive(c, buffer, sizeof buffer);
+            if (n <= 0) {
+                c.done = n == 0 || !net::is_would_block(net::last_error());  // left early
+                return;
             }
-            if (!quiet)
-                event(client + ": send failed: " + net::error_name(err) + " (" +
-                      net::error_text(err) + ")");
-            return false;
+            c.head_text.append(buffer, static_cast<std::size_t>(n));
+            if (parse_head(c.head_text, c.request)) return on_request(c);
+            if (c.head_text.size() >= max_head_size) {
+                event("refusals", c.client,
+                      "request head over " + std::to_string(max_head_size) + " bytes, refused");
+                std::string body = "request head too large\n";
+                c.out = response_head(body.size(), "431 Request Header Fields Too Large") + body;
+                c.release = c.out.size();
+                c.phase = Connection::send;
+                c.deadline = after(limits_.send_timeout);
+                send_some(c);
+            }
+            return;
         }
-        data += n;
-        size -= static_cast<std::size_t>(n);
-    }
-    return true;
-}
-
-void Server::serve(net::socket_t fd, std::string client) {
-    net::no_sigpipe(fd);
-    // A client that stops reading must not hold this thread for ever: each
-    // send gives up after send_limit [claim:send-partial-on-timeout]. (It also
-    // bounds stop(): under Wine, closesocket does not always wake a thread
-    // blocked in send.)
-    net::set_timeout_option(fd, SO_SNDTIMEO, send_limit);
-    if (scenario_.kind == Scenario::echo)
-        serve_echo(fd, client);
-    else
-        serve_request(fd, client);
-    end_connection(fd);
-}
-
-void Server::serve_echo(net::socket_t fd, const std::string& client) {
-    std::vector<char> buffer(64 * 1024);
-    std::uint64_t echoed = 0;
-    for (;;) {
-        long n = receive(fd, client, buffer.data(), buffer.size());
-        if (n <= 0) break;
-        if (!send_all(fd, client, buffer.data(), static_cast<std::size_t>(n))) return;
-        echoed += static_cast<std::uint64_t>(n);
-    }
-    event(client + ": echoed " + std::to_string(echoed) + " bytes, closing");
-}
-
-void Server::serve_request(net::socket_t fd, const std::string& client) {
-    std::string head;
-    Request request;
-    char buffer[4096];
-    while (!parse_head(head, request)) {
-        if (head.size() >= max_head_size) {
-            event(client + ": request head over " + std::to_string(max_head_size) +
-                  " bytes, refused");
-            std::string body = "request head too large\n";
-            std::string answer = response_head(body.size(), "431 Request Header Fields Too Large");
-            send_all(fd, client, (answer + body).data(), answer.size() + body.size());
-            return finish(fd, client);
+        case Connection::send:
+            return send_some(c);
+        case Connection::echo:
+            if (revents & (POLLIN | POLLERR | POLLHUP)) {
+                long n = c.reading ? receive(c, buffer, sizeof buffer) : 0;
+                if (n > 0) {
+                    c.out.append(buffer, static_cast<std::size_t>(n));
+                    c.taken += static_cast<std::uint64_t>(n);
+                    c.deadline = after(limits_.header_timeout);
+                } else if (n == 0) {
+                    c.reading = false;
+                } else if (!net::is_would_block(net::last_error())) {
+                    c.done = true;
+                    return;
+                }
+            }
+            c.release = c.out.size();
+            send_some(c);
+            if (c.done || c.sent < c.out.size()) return;
+            c.out.clear();
+            c.sent = c.release = 0;
+            if (!c.reading) {
+                event("echoes", c.client, "echoed " + std::to_string(c.taken) + " bytes, closing");
+                c.done = true;
+            }
+            return;
+        case Connection::drain:
+        case Connection::hold:
+        case Connection::pause: {
+            long n = receive(c, buffer, sizeof buffer);
+            if (n < 0) {
+                c.done = !net::is_would_block(net::last_error());
+            } else if (n == 0) {
+                c.done = c.phase == Connection::drain;  // the client's FIN: all is well
+                c.reading = false;
+            } else if ((c.taken += static_cast<std::uint64_t>(n)) > limits_.drain_bytes) {
+                if (c.phase == Connection::drain) {
+                    ++counters_.flooded;
+                    event("floods", c.client,
+                          "still sending after the answer: closing after " +
+                              std::to_string(c.taken) + " more bytes (an RST)");
+                    c.done = true;
+                }
+                c.reading = false;  // hold: stop reading, keep holding
+            }
+            return;
         }
-        long n = receive(fd, client, buffer, sizeof buffer);
-        if (n <= 0) return;  // the client left before finishing its request
-        head.append(buffer, static_cast<std::size_t>(n));
     }
-    event(client + ": request \"" + request.line + "\"" + (request.http09 ? " (HTTP/0.9)" : ""));
+}
 
-    std::string answer = hello_response(request);
+// The phase's deadline has come.
+void Server::on_deadline(Connection& c) {
+    std::string why;
+    switch (c.phase) {
+        case Connection::head: {
+            ++counters_.timed_out;
+            event("timeouts", c.client,
+                  "no complete request head within " + seconds_text(limits_.header_timeout) +
+                      " (" + std::to_string(c.head_text.size()) + " bytes came): 408, closing");
+            std::string body = "no complete request in time\n";
+            std::string answer = response_head(body.size(), "408 Request Timeout") + body;
+            ::send(c.fd, answer.data(), static_cast<int>(answer.size()), net::send_flags);
+            ::shutdown(c.fd, net::shut_wr);
+            c.done = true;
+            return;
+        }
+        case Connection::pause:  // slow's wait is over, or drip's next piece is due
+            c.release = std::min(c.out.size(), scenario_.kind == Scenario::drip
+                                                   ? c.release + scenario_.count
+                                                   : c.out.size());
+            c.phase = Connection::send;
+            c.deadline = after(limits_.send_timeout);
+            return send_some(c);
+        case Connection::send:
+            why = "took none of our bytes for " + seconds_text(limits_.send_timeout) + ", dropped";
+            break;
+        case Connection::drain:
+            why = "no FIN within " + seconds_text(limits_.drain_timeout) + " of the answer, closing";
+            break;
+        case Connection::echo:
+            why = "nothing for " + seconds_text(limits_.header_timeout) + ", closing";
+            break;
+        case Connection::hold:
+            why = "scenario silent: held " + seconds_text(limits_.silent_hold) +
+                  " unanswered, closing";
+            break;
+    }
+    ++counters_.timed_out;
+    event("timeouts", c.client, why);
+    c.done = true;
+}
+
+// The request head is complete: start the scenario's answer.
+void Server::on_request(Connection& c) {
+    const Request& request = c.request;
+    event("requests", c.client,
+          "request \"" + net::printable(request.line, 200) + "\"" +
+              (request.http09 ? " (HTTP/0.9)" : ""));
+    c.out = hello_response(request);
+    c.phase = Connection::send;
     switch (scenario_.kind) {
         case Scenario::silent:
-            event(client + ": scenario silent: not answering");
-            long n;
-            while ((n = receive(fd, client, buffer, sizeof buffer)) > 0) {
-            }
-            // A client that half-closed may still wait for an answer: keep
-            // the connection open (up to silent_hold, or until stop()).
-            if (n == 0) pause(silent_hold);
+            event("scenario", c.client,
+                  "scenario silent: not answering; closing in " + seconds_text(limits_.silent_hold));
+            c.phase = Connection::hold;
+            c.deadline = after(limits_.silent_hold);
             return;
         case Scenario::reset: {
-            event(client + ": scenario reset: close with SO_LINGER {on, 0} sends an RST");
+            event("scenario", c.client,
+                  "scenario reset: close with SO_LINGER {on, 0} sends an RST");
             linger abort_on_close{};
             abort_on_close.l_onoff = 1;
             abort_on_close.l_linger = 0;
-            ::setsockopt(fd, SOL_SOCKET, SO_LINGER, reinterpret_cast<const char*>(&abort_on_close),
-                         sizeof abort_on_close);
-            return;  // end_connection() closes it
-        }
-        case Scenario::close:
-            event(client + ": scenario close: closing without an answer");
-            return finish(fd, client);
-        case Scenario::slow:
-            if (!pause(scenario_.seconds)) return;
-            break;
-        case Scenario::drip:
-            for (std::size_t at = 0; at < answer.size(); at += scenario_.count) {
-                if (at > 0 && !pause(drip_pause)) return;
-                std::size_t piece = std::min<std::size_t>(scenario_.count, answer.size() - at);
-                if (!send_all(fd, client, answer.data() + at, piece)) return;
-            }
-            return finish(fd, client);
-        case Scenario::truncate: {
-            // A promise it does not keep: the client must notice.
-            std::string out = request.http09 ? "" : response_head(truncate_promise);
-            out += big_block().substr(0, static_cast<std::size_t>(scenario_.cut));
-            event(client + ": scenario truncate: " + std::to_string(scenario_.cut) + " of " +
-                  std::to_string(truncate_promise) + " body bytes, then close");
-            if (send_all(fd, client, out.data(), out.size())) finish(fd, client);
+            ::setsockopt(c.fd, SOL_SOCKET, SO_LINGER,
+                         reinterpret_cast<const char*>(&abort_on_close), sizeof abort_on_close);
+            c.done = true;  // end_connection() closes it
             return;
         }
-        case Scenario::chunked:
-            answer = request.http09 ? hello_body(request)
-                                    : chunked_response(hello_body(request), scenario_.cut);
+        case Scenario::close:
+            event("scenario", c.client, "scenario close: closing without an answer");
+            return finish(c);
+        case Scenario::slow:
+            c.phase = Connection::pause;
+            c.deadline = after(scenario_.seconds);
+            return;
+        case Scenario::drip:
+            c.release = std::min<std::size_t>(c.out.size(), scenario_.count);
             break;
-        case Scenario::big: {
-            std::uint64_t size = scenario_.mebibytes * mebibyte;
-            if (!request.http09) {
-                std::string head_out = response_head(size);
-                if (!send_all(fd, client, head_out.data(), head_out.size())) return;
-            }
-            const std::string& block = big_block();
-            for (std::uint64_t sent = 0; sent < size; sent += mebibyte)
-                if (!send_all(fd, client, block.data(), block.size())) return;
-            event(client + ": sent " + std::to_string(scenario_.mebibytes) + " MiB");
-            return finish(fd, client);
-        }
+        case Scenario::truncate:
+            // A promise it does not keep: the client must notice.
+            c.out = request.http09 ? "" : response_head(truncate_promise);
+            c.out += big_block().substr(0, static_cast<std::size_t>(scenario_.cut));
+            event("scenario", c.client,
+                  "scenario truncate: " + std::to_string(scenario_.cut) + " of " +
+                      std::to_string(truncate_promise) + " body bytes, then close");
+            break;
+        case Scenario::chunked:
+            c.out = request.http09 ? hello_body(request)
+                                   : chunked_response(hello_body(request), scenario_.cut);
+            break;
+        case Scenario::big:
+            c.out = request.http09 ? "" : response_head(scenario_.mebibytes * mebibyte);
+            c.big_left = scenario_.mebibytes * mebibyte;
+            break;
         default:
             break;
     }
-    if (send_all(fd, client, answer.data(), answer.size())) finish(fd, client);
+    if (scenario_.kind != Scenario::drip) c.release = c.out.size();
+    c.deadline = after(limits_.send_timeout);
+    send_some(c);
+}
+
+// Send what the socket takes now, without waiting: `out` up to `release`,
+// then the big body. Each send that moves bytes restarts the send timeout.
+void Server::send_some(Connection& c) {
+    for (;;) {
+        const char* data;
+        std::size_t size;
+        bool from_out = c.sent < c.release;
+        if (from_out) {
+            data = c.out.data() + c.sent;
+            size = c.release - c.sent;
+        } else if (c.big_left > 0 && c.release == c.out.size()) {
+            std::size_t at = static_cast<std::size_t>(c.big_at % mebibyte);
+            data = big_block().data() + at;
+            size = static_cast<std::size_t>(std::min<std::uint64_t>(c.big_left, mebibyte - at));
+        } else {
+            if (c.phase == Connection::send) sent_all(c);
+            return;
+        }
+        long n = ::send(c.fd, data, static_cast<int>(size), net::send_flags);
+        if (n < 0) {
+            int err = net::last_error();
+            if (net::is_interrupted(err)) continue;
+            if (net::is_would_block(err)) return;  // the buffer is full: poll says when
+            if (is_reset(err)) ++counters_.resets_seen;
+            event(is_reset(err) ? "resets" : "errors", c.client,
+                  "send failed: " + net::error_name(err) + " (" + net::error_text(err) + ")");
+            c.done = true;
+            return;
+        }
+        if (from_out) {
+            c.sent += static_cast<std::size_t>(n);
+        } else {
+            c.big_at += static_cast<std::uint64_t>(n);
+            c.big_left -= static_cast<std::uint64_t>(n);
+        }
+        if (c.phase == Connection::send) c.deadline = after(limits_.send_timeout);
+    }
+}
+
+// Everything released so far is sent.
+void Server::sent_all(Connection& c) {
+    if (c.release < c.out.size()) {  // drip: the next piece after a pause
+        c.phase = Connection::pause;
+        c.deadline = after(drip_pause);
+        return;
+    }
+    if (c.big_at > 0 && c.big_left == 0)
+        event("scenario", c.client, "sent " + std::to_string(scenario_.mebibytes) + " MiB");
+    finish(c);
 }
 
 // After answering: send our FIN (shutdown for writing), then wait for the
 // client's FIN before closing. Closing while received bytes sit unread sends
 // an RST instead of a FIN [claim:close-with-unread-data-sends-rst], which can
 // destroy the answer the client has not read yet; and waiting lets us report
-// how the client ended.
-void Server::finish(net::socket_t fd, const std::string& client) {
-    ::shutdown(fd, net::shut_wr);
-    net::set_timeout_option(fd, SO_RCVTIMEO, linger_limit);
-    char buffer[4096];
-    while (receive(fd, client, buffer, sizeof buffer) > 0) {
+// how the client ended. The wait is bounded: drain_timeout in all, and at
+// most drain_bytes read (and dropped), so no client can make us absorb data.
+void Server::finish(Connection& c) {
+    ::shutdown(c.fd, net::shut_wr);
+    c.phase = Connection::drain;
+    c.taken = 0;
+    c.deadline = after(limits_.drain_timeout);
+}
+
+void Server::stop_accepting() {
+    if (listening_.exchange(false)) wake_loops();
+}
+
+void Server::wake_loops() {
+    for (net::socket_t waker : wakers_) {
+        sockaddr_storage self{};
+        socklen_t length = sizeof self;
+        ::getsockname(waker, reinterpret_cast<sockaddr*>(&self), &length);
+        ::sendto(waker, "w", 1, 0, reinterpret_cast<sockaddr*>(&self), length);
     }
+}
+
+void Server::event(const char* kind, const std::string& client, const std::string& text) {
+    if (on_event_ && !stopping_) on_event_(kind, client.empty() ? text : client + ": " + text);
+}
+
+void Server::wait() {
+    for (std::thread& loop : loops_)
+        if (loop.joinable()) loop.join();
+    loops_.clear();
+    for (net::socket_t waker : wakers_) net::close_socket(waker);
+    wakers_.clear();
+    if (listener_ != net::invalid_socket) net::close_socket(listener_);
+    listener_ = net::invalid_socket;
+}
+
+void Server::stop(double grace) {
+    // Let open connections end by themselves for a moment, so their last
+    // events are reported.
+    Clock::time_point deadline = after(grace);
+    while (open_ > 0 && !loops_.empty() && Clock::now() < deadline)
+        std::this_thread::sleep_for(std::chrono::milliseconds(2));
+    stopping_ = true;
+    listening_ = false;
+    wake_loops();
+    wait();
+}
+
+bool Server::wait_for_finished(std::uint64_t count, double seconds) {
+    Clock::time_point deadline = after(seconds);
+    while (counters_.finished < count) {
+        if (Clock::now() >= deadline) return false;
+        std::this_thread::sleep_for(std::chrono::milliseconds(2));
+    }
+    return true;
+}
+
+Observed Server::observed() const {
+    Observed seen;
+    seen.connections = counters_.connections;
+    seen.finished = counters_.finished;
+    seen.bytes_read = counters_.bytes_read;
+    seen.eofs_seen = counters_.eofs_seen;
+    seen.resets_seen = counters_.resets_seen;
+    seen.refused = counters_.refused;
+    seen.timed_out = counters_.timed_out;
+    seen.flooded = counters_.flooded;
+    return seen;
 }
 
 }  // namespace lab

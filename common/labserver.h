@@ -1,22 +1,30 @@
 // labserver.h - the lab server every chapter talks to when no HOST is given,
 // also built as the standalone `labserver` program for a classroom.
 //
-// One thread per connection, blocking calls: the simplest server that is
-// obviously correct, serves a thousand clients at once and stays out of the
-// way of a benchmark. It answers according to a scenario (SPEC, "The lab
-// server") and reports what it saw of the client (its FIN, a reset, how many
-// bytes), so a chapter can narrate the other side of the connection.
+// One thread runs an event loop (two or more in the standalone program, one
+// per core): non-blocking sockets, one poll() (WSAPoll() on Windows) over the
+// listening socket and every connection, and a small state per connection:
+// reading the request head, pausing (slow, drip), sending, draining after the
+// answer. Each state has a deadline, so every wait is bounded. This is
+// chapter 5's idea on the server's side: no thread per connection, no lock
+// held across a call, so thousands of clients cost a few hundred bytes each.
+//
+// It answers according to a scenario (SPEC, "The lab server") and reports
+// what it saw of the client (its FIN, a reset, how many bytes), so a chapter
+// can narrate the other side of the connection. Shared by a class, no client
+// can hold it: see Limits.
 #pragma once
 
 #include "platform.h"
 
-#include <condition_variable>
+#include <atomic>
 #include <cstdint>
 #include <functional>
+#include <map>
 #include <mutex>
-#include <set>
-#include <string>
 #include <thread>
+#include <vector>
+#include <string>
 
 namespace lab {
 
@@ -33,6 +41,10 @@ struct Scenario {
 // truncate: the Content-Length it promises (1 MiB of the big pattern).
 constexpr std::uint64_t truncate_promise = 1024 * 1024;
 
+// "2", "0.25": digits with at most one decimal point; nothing else (no sign,
+// space, exponent or hex).
+bool parse_decimal(const std::string& text, double& value);
+
 // "slow:0.2" -> Scenario. On failure returns false and sets `error`.
 bool parse_scenario(const std::string& text, Scenario& scenario, std::string& error);
 
@@ -43,6 +55,19 @@ extern const char* const scenario_help;
 // repeating every 4096 bytes, so a client can check every byte it received.
 char big_body_byte(std::uint64_t offset);
 
+// What one client may take, and for how long. The defaults suit one user on
+// loopback; labserver_main.cpp makes them stricter for a class.
+struct Limits {
+    double header_timeout = 10;  // the whole request head must arrive within this (also:
+                                 // echo's longest silence)
+    double send_timeout = 10;    // a client that takes none of our bytes for this long is dropped
+    double drain_timeout = 2;    // after answering, wait this long at most for the client's FIN,
+    std::uint64_t drain_bytes = 64 * 1024;  // reading (and dropping) at most this much
+    double silent_hold = 60;     // silent: how long an unanswered connection is held
+    std::uint64_t max_connections = 10000;  // open at once; over it: a 503 and a close
+    std::uint64_t per_client = 10000;       // open at once from one client address
+};
+
 // What the server saw, added up over all its connections.
 struct Observed {
     std::uint64_t connections = 0;  // accepted
@@ -50,28 +75,37 @@ struct Observed {
     std::uint64_t bytes_read = 0;   // from clients
     std::uint64_t eofs_seen = 0;    // clients' FINs (recv returned 0)
     std::uint64_t resets_seen = 0;  // clients' RSTs (recv or send failed with a reset)
+    std::uint64_t refused = 0;      // over a connection limit: answered 503
+    std::uint64_t timed_out = 0;    // closed at the header, send or silent timeout
+    std::uint64_t flooded = 0;      // kept sending after the answer: closed at drain_bytes
 };
+
+// One line for the log or the narration, and its kind, a plural noun ("requests",
+// "resets"...), so that a log can sum up a flood of one kind in a single line.
+using EventSink = std::function<void(const char* kind, const std::string& line)>;
 
 class Server {
 public:
-    // on_event receives one line per thing worth narrating ("recv returned 0:
-    // the client's FIN arrived"); it may be called from any connection thread.
-    explicit Server(Scenario scenario, std::function<void(const std::string&)> on_event = {});
+    // `loops`: how many threads run an event loop (each accepts and serves its
+    // own connections).
+    explicit Server(Scenario scenario, EventSink on_event = {}, Limits limits = {},
+                    unsigned loops = 1);
     ~Server();
     Server(const Server&) = delete;
     Server& operator=(const Server&) = delete;
 
-    // Bind ADDR (an IPv4 or IPv6 literal) and PORT (0: any free port), listen,
-    // and start accepting. After max_connections accepted connections (0: no
-    // limit) it stops accepting. False with `error` set if it cannot listen.
+    // Bind ADDRESS (an IPv4 or IPv6 address, written out: "0.0.0.0" or "::"
+    // for every interface) and PORT (0: any free port), listen, and start
+    // serving. After `count` accepted connections (0: no limit) it stops
+    // accepting. False with `error` set if it cannot listen.
     bool start(const std::string& address, std::uint16_t port, std::string& error,
-               std::uint64_t max_connections = 0);
+               std::uint64_t count = 0);
 
     std::uint16_t port() const { return port_; }
     std::string address() const { return address_; }  // "127.0.0.1:41234"
 
-    // Block until the accept loop has ended (after max_connections, or stop())
-    // and every connection is finished.
+    // Block until accepting has ended (after `count`, or stop()) and every
+    // connection is finished.
     void wait();
 
     // Wait up to `seconds` until `count` connections have been served to
@@ -79,39 +113,52 @@ public:
     bool wait_for_finished(std::uint64_t count, double seconds);
 
     // Stop accepting; give open connections up to `grace` seconds to end by
-    // themselves (so their last events are reported), then cut them
-    // (shutdown) and wait for their threads.
+    // themselves (so their last events are reported), then close them.
     void stop(double grace = 0.25);
 
     Observed observed() const;
 
+    struct Connection;  // one client's state (labserver.cpp)
+
 private:
-    void accept_loop();
-    void serve(net::socket_t fd, std::string client);
-    void serve_echo(net::socket_t fd, const std::string& client);
-    void serve_request(net::socket_t fd, const std::string& client);
-    void finish(net::socket_t fd, const std::string& client);
-    long receive(net::socket_t fd, const std::string& client, char* buffer, std::size_t size);
-    bool send_all(net::socket_t fd, const std::string& client, const char* data, std::size_t size);
-    bool pause(double seconds);  // false when stop() interrupted it
-    void end_connection(net::socket_t fd);
-    void event(const std::string& text);
+    struct Counters {  // Observed, counted by every loop
+        std::atomic<std::uint64_t> connections{0}, finished{0}, bytes_read{0}, eofs_seen{0},
+            resets_seen{0}, refused{0}, timed_out{0}, flooded{0};
+    };
+
+    void run_loop(net::socket_t waker);
+    bool accept_new(std::vector<Connection>& connections);
+    bool admit(net::socket_t fd, const std::string& client);
+    void refuse(net::socket_t fd, const std::string& client, const std::string& why);
+    void on_ready(Connection& c, short revents);
+    void on_deadline(Connection& c);
+    void on_request(Connection& c);
+    void send_some(Connection& c);
+    void sent_all(Connection& c);
+    void finish(Connection& c);
+    long receive(Connection& c, char* buffer, std::size_t size);
+    void end_connection(Connection& c);
+    void stop_accepting();
+    void wake_loops();
+    void event(const char* kind, const std::string& client, const std::string& text);
+    // Counted only when it is a tighter limit than max_connections.
+    bool counts_per_client() const { return limits_.per_client < limits_.max_connections; }
 
     Scenario scenario_;
-    std::function<void(const std::string&)> on_event_;
-    net::socket_t listener_ = net::invalid_socket;
+    EventSink on_event_;
+    Limits limits_;
+    unsigned loop_count_;
     std::uint16_t port_ = 0;
     std::string address_;
-    std::uint64_t max_connections_ = 0;
-    std::thread accept_thread_;
-
-    mutable std::mutex mutex_;
-    std::condition_variable changed_;
-    bool stopping_ = false;
-    bool accepting_ = false;
-    std::set<net::socket_t> open_;  // connections being served
-    std::uint64_t active_ = 0;      // connection threads still running
-    Observed observed_;
+    std::uint64_t count_ = 0;
+    net::socket_t listener_ = net::invalid_socket;  // set by start(), closed by wait()
+    std::vector<net::socket_t> wakers_;  // one UDP socket per loop: a datagram wakes its poll
+    std::vector<std::thread> loops_;
+    std::atomic<bool> listening_{false}, stopping_{false};
+    std::atomic<std::uint64_t> accepted_{0}, open_{0};
+    Counters counters_;
+    std::mutex clients_mutex_;                          // only for per_client_
+    std::map<std::string, std::uint64_t> per_client_;  // open connections per client address
 };
 
 }  // namespace lab

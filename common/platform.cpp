@@ -11,6 +11,9 @@
 #ifdef _WIN32
 #include <fcntl.h>
 #include <io.h>
+#else
+#include <sys/ioctl.h>
+#include <sys/resource.h>
 #endif
 
 namespace net {
@@ -125,6 +128,15 @@ int poll_one(socket_t fd, short events, int timeout_ms, short* revents) {
     return n;
 }
 
+int poll_many(pollfd_t* fds, std::size_t count, int timeout_ms) {
+    return ::WSAPoll(fds, static_cast<ULONG>(count), timeout_ms);
+}
+
+int set_nonblocking_untraced(socket_t fd) {
+    u_long on = 1;
+    return ::ioctlsocket(fd, FIONBIO, &on) == 0 ? 0 : -1;
+}
+
 bool is_would_block(int err) {
     return err == WSAEWOULDBLOCK;
 }
@@ -227,6 +239,15 @@ int poll_one(socket_t fd, short events, int timeout_ms, short* revents) {
     return n;
 }
 
+int poll_many(pollfd_t* fds, std::size_t count, int timeout_ms) {
+    return ::poll(fds, static_cast<nfds_t>(count), timeout_ms);
+}
+
+int set_nonblocking_untraced(socket_t fd) {
+    int on = 1;
+    return ::ioctl(fd, FIONBIO, &on);
+}
+
 bool is_would_block(int err) {
     return err == EAGAIN || err == EWOULDBLOCK;
 }
@@ -269,6 +290,36 @@ std::string address_text(const sockaddr* addr) {
         return "[" + std::string(host) + "]:" + std::to_string(ntohs(in6->sin6_port));
     }
     return "(address family " + std::to_string(addr->sa_family) + ")";
+}
+
+std::string printable(const std::string& text, std::size_t max) {
+    std::string shown;
+    for (unsigned char c : text.substr(0, max)) {
+        if (c >= 0x20 && c < 0x7f && c != '\\') {
+            shown += static_cast<char>(c);
+        } else {
+            char hex[8];
+            std::snprintf(hex, sizeof hex, "\\x%02x", c);
+            shown += hex;
+        }
+    }
+    return text.size() > max ? shown + "..." : shown;
+}
+
+DescriptorLimit raise_descriptor_limit() {
+    DescriptorLimit limit;
+#ifndef _WIN32
+    rlimit files{};
+    if (::getrlimit(RLIMIT_NOFILE, &files) != 0) return limit;
+    limit.before = limit.now = files.rlim_cur;
+    // An unlimited hard limit (macOS) cannot be the soft one: stop at 2^20.
+    rlim_t wanted = files.rlim_max == RLIM_INFINITY ? rlim_t{1} << 20 : files.rlim_max;
+    if (files.rlim_cur != RLIM_INFINITY && files.rlim_cur < wanted) {
+        files.rlim_cur = wanted;
+        if (::setrlimit(RLIMIT_NOFILE, &files) == 0) limit.now = wanted;
+    }
+#endif
+    return limit;
 }
 
 }  // namespace net

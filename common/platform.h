@@ -40,6 +40,8 @@
 #include <cerrno>
 #endif
 
+#include <cstdint>
+#include <cstddef>
 #include <string>
 
 namespace net {
@@ -117,6 +119,20 @@ bool wake_blocked_calls(socket_t fd);
 // events that happened go to *revents.
 int poll_one(socket_t fd, short events, int timeout_ms, short* revents);
 
+// poll() many sockets, or WSAPoll() on Windows; the two structures have the
+// same fields (fd, events, revents).
+#ifdef _WIN32
+using pollfd_t = WSAPOLLFD;
+#else
+using pollfd_t = pollfd;
+#endif
+int poll_many(pollfd_t* fds, std::size_t count, int timeout_ms);
+
+// O_NONBLOCK on, with one call (ioctl FIONBIO, as CPython does; ioctlsocket on
+// Windows) and no --trace line: for the lab server, whose calls are not the
+// chapter's. Returns 0 or -1.
+int set_nonblocking_untraced(socket_t fd);
+
 // The error classes that the platforms spell differently.
 bool is_would_block(int err);  // EAGAIN, EWOULDBLOCK / WSAEWOULDBLOCK
 bool is_in_progress(int err);  // EINPROGRESS / WSAEWOULDBLOCK (a connect under way)
@@ -130,6 +146,19 @@ bool fits_in_fd_set(socket_t fd);
 
 // "127.0.0.1:8080" or "[::1]:8080" for a socket address.
 std::string address_text(const sockaddr* addr);
+
+// Text that came from outside (a request line, a command-line value), safe to
+// print on one line: control bytes, bytes above 0x7e and the backslash shown as
+// \xNN, at most `max` bytes of it (then "...").
+std::string printable(const std::string& text, std::size_t max = 60);
+
+// How many descriptors this process may open, after raising the soft
+// RLIMIT_NOFILE to the hard limit (POSIX). `before` is the soft limit we
+// found. Windows has no such limit for sockets: both are 0 there.
+struct DescriptorLimit {
+    std::uint64_t before = 0, now = 0;
+};
+DescriptorLimit raise_descriptor_limit();
 
 // WSAStartup()/WSACleanup() on Windows; also puts stdout in binary mode there,
 // so the bytes we copy from the socket reach it unchanged. On POSIX: ignore

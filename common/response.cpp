@@ -37,21 +37,6 @@ bool parse_decimal(const std::string& text, std::uint64_t& value) {
     return true;
 }
 
-// Control bytes in a malformed line, shown as \xNN, so an error line stays one line.
-std::string printable(const std::string& text) {
-    std::string shown;
-    for (unsigned char c : text.substr(0, 60)) {
-        if (c >= 0x20 && c < 0x7f) {
-            shown += static_cast<char>(c);
-        } else {
-            char hex[8];
-            std::snprintf(hex, sizeof hex, "\\x%02x", c);
-            shown += hex;
-        }
-    }
-    return text.size() > 60 ? shown + "..." : shown;
-}
-
 }  // namespace
 
 void ResponseReader::malformed(const std::string& what) const {
@@ -64,7 +49,7 @@ bool ResponseReader::take_line_byte(char c) {
         return true;
     }
     if (line_.size() >= max_line_size)
-        malformed("a line over " + std::to_string(max_line_size) + " bytes: " + printable(line_));
+        malformed("a line over " + std::to_string(max_line_size) + " bytes: " + net::printable(line_));
     line_ += c;
     return false;
 }
@@ -161,20 +146,20 @@ void ResponseReader::head_line(const std::string& line) {
             !std::isdigit(static_cast<unsigned char>(line[9])) ||
             !std::isdigit(static_cast<unsigned char>(line[10])) ||
             !std::isdigit(static_cast<unsigned char>(line[11])) || line[9] == '0')
-            malformed("status line '" + printable(line) + "'");
+            malformed("status line '" + net::printable(line) + "'");
         status_ = std::stoi(line.substr(9, 3));
         status_line_ = line;
         return;
     }
     std::size_t colon = line.find(':');
     if (colon == std::string::npos || colon == 0)
-        malformed("header line '" + printable(line) + "'");
+        malformed("header line '" + net::printable(line) + "'");
     std::string name = lower(line.substr(0, colon));
     std::string value = trimmed(line.substr(colon + 1));
     if (name == "content-length") {
         std::uint64_t length = 0;
         if (!parse_decimal(value, length))
-            malformed("Content-Length '" + printable(value) + "' is not a number of bytes");
+            malformed("Content-Length '" + net::printable(value) + "' is not a number of bytes");
         if (has_length_ && length != content_length_)
             malformed("two different Content-Length headers");
         has_length_ = true;
@@ -216,14 +201,14 @@ void ResponseReader::chunk_size_line(const std::string& line) {
     std::size_t digits = 0;
     std::uint64_t chunk = 0;
     while (digits < line.size() && std::isxdigit(static_cast<unsigned char>(line[digits]))) {
-        if (digits == 15) malformed("chunk size '" + printable(line) + "' is too large");
+        if (digits == 15) malformed("chunk size '" + net::printable(line) + "' is too large");
         char c = static_cast<char>(std::tolower(static_cast<unsigned char>(line[digits])));
         chunk = chunk * 16 + static_cast<std::uint64_t>(c <= '9' ? c - '0' : c - 'a' + 10);
         ++digits;
     }
     std::string rest = trimmed(line.substr(digits));
     if (digits == 0 || (!rest.empty() && rest[0] != ';'))
-        malformed("chunk size line '" + printable(line) + "' is not a hex number");
+        malformed("chunk size line '" + net::printable(line) + "' is not a hex number");
     if (chunk == 0) {
         state_ = State::trailers;
         head_bytes_ = 0;
