@@ -72,7 +72,8 @@ bool parse_seconds(const std::string& text, double& seconds) {
 }  // namespace
 
 int usage_error(const Program& program, const std::string& message) {
-    std::fprintf(stderr, "%s: %s\n", program.name, message.c_str());
+    // The message quotes what was typed: shown escaped, it stays one line.
+    std::fprintf(stderr, "%s: %s\n", program.name, net::printable(message, 300).c_str());
     print_usage(program, stderr);
     return 2;
 }
@@ -109,6 +110,7 @@ int parse_command_line(int argc, char** argv, const Program& program, Options& o
         };
 
         if (name == "help") {
+            if (inline_value) return usage_error(program, "option --help takes no value");
             print_usage(program, stdout);
             return 0;
         } else if (name == "trace" || name == "quiet") {
@@ -145,7 +147,7 @@ int parse_command_line(int argc, char** argv, const Program& program, Options& o
                 if (name == candidate.name) extra = &candidate;
             if (!extra) return usage_error(program, "unknown option '--" + name + "'");
             if (extra->value_name) {
-                if (!take_value())
+                if (!take_value() || value.empty())
                     return usage_error(program, "option --" + name + " needs a value");
                 *extra->value = value;
             } else if (!is_flag(*extra->flag)) {
@@ -159,6 +161,11 @@ int parse_command_line(int argc, char** argv, const Program& program, Options& o
     if (!positional.empty()) {
         options.host = positional[0];
         if (options.host.empty()) return usage_error(program, "HOST must not be empty");
+        // It goes into the Host: header: no line break may smuggle in another.
+        for (unsigned char c : options.host)
+            if (c <= ' ' || c == 0x7f)
+                return usage_error(program, "HOST '" + options.host +
+                                                "' contains a space or a control byte");
     }
     if (positional.size() == 2) {
         if (!parse_port(positional[1]))

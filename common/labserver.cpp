@@ -153,6 +153,12 @@ bool parse_decimal(const std::string& text, double& value) {
     return true;
 }
 
+bool is_address(const std::string& text) {
+    in6_addr address{};  // room for either
+    return ::inet_pton(AF_INET, text.c_str(), &address) == 1 ||
+           ::inet_pton(AF_INET6, text.c_str(), &address) == 1;
+}
+
 bool parse_scenario(const std::string& text, Scenario& scenario, std::string& error) {
     std::size_t colon = text.find(':');
     std::string name = text.substr(0, colon);
@@ -259,8 +265,7 @@ Server::~Server() {
 
 bool Server::start(const std::string& address, std::uint16_t port, std::string& error,
                    std::uint64_t count) {
-    // Only an address written out: inet_pton takes "0.0.0.0" and "::", not
-    // the "0" or "127.1" that getaddrinfo would also take.
+    // Only an address written out (is_address()).
     sockaddr_storage bound{};
     socklen_t bound_size = 0;
     auto* v4 = reinterpret_cast<sockaddr_in*>(&bound);

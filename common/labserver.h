@@ -45,6 +45,10 @@ constexpr std::uint64_t truncate_promise = 1024 * 1024;
 // space, exponent or hex).
 bool parse_decimal(const std::string& text, double& value);
 
+// An IPv4 or IPv6 address written out in full ("127.0.0.1", "::1", "0.0.0.0"),
+// as inet_pton takes it: not "0" or "127.1", which getaddrinfo would take.
+bool is_address(const std::string& text);
+
 // "slow:0.2" -> Scenario. On failure returns false and sets `error`.
 bool parse_scenario(const std::string& text, Scenario& scenario, std::string& error);
 

@@ -133,8 +133,8 @@ private:
         Clock::time_point since;  // the start of this kind's current second
         std::uint64_t shown = 0, held = 0;
     };
-    static constexpr std::uint64_t per_second = 10;
-    static constexpr std::size_t max_queued = 1000;
+    static constexpr std::uint64_t per_second = 20;
+    static constexpr std::size_t max_queued = 32 * 1024;  // bytes waiting for stderr
 
     // A kind's second is over: say how many of its lines were held back.
     void roll(const std::string& kind, Kind& k, Clock::time_point now) {
@@ -144,11 +144,12 @@ private:
     }
 
     void queue(const std::string& line) {
-        if (lines_.size() >= max_queued) {
+        if (queued_ + line.size() + 1 > max_queued) {
             ++dropped_;
             return;
         }
         lines_.push_back(line + "\n");
+        queued_ += line.size() + 1;
         wake_.notify_one();
     }
 
@@ -162,6 +163,7 @@ private:
             std::string text;
             for (const std::string& line : lines_) text += line;
             lines_.clear();
+            queued_ = 0;
             if (dropped_ > 0)
                 text += "... " + std::to_string(dropped_) +
                         " log lines dropped: stderr was not keeping up\n";
@@ -180,6 +182,7 @@ private:
     std::condition_variable wake_, idle_;
     std::deque<std::string> lines_;
     std::map<std::string, Kind> kinds_;
+    std::size_t queued_ = 0;  // bytes in lines_
     std::uint64_t dropped_ = 0;
     bool writing_ = false;
 };
@@ -231,14 +234,17 @@ int main(int argc, char** argv) {
             return usage_error("--count: '" + value + "' is not a number of connections");
         if (arg == "--loops" && (!parse_whole(value, 64, loops) || loops == 0))
             return usage_error("--loops: '" + value + "' is not a number from 1 to 64");
-        if ((arg == "--max-connections" && !parse_whole(value, 1000000, max_connections)) ||
-            (arg == "--per-client" && !parse_whole(value, 1000000, per_client)) ||
-            value == "0")
+        if ((arg == "--max-connections" &&
+             (!parse_whole(value, 1000000, max_connections) || max_connections == 0)) ||
+            (arg == "--per-client" && (!parse_whole(value, 1000000, per_client) || per_client == 0)))
             return usage_error(arg + ": '" + value + "' is not a number from 1 to 1000000");
         if (timeout && (!lab::parse_decimal(value, *timeout->seconds) ||
                         *timeout->seconds <= 0 || *timeout->seconds > 86400))
-            return usage_error(arg + ": '" + value + "' is not a number of seconds from 0 to 86400");
+            return usage_error(arg + ": '" + value + "' is not a number of seconds above 0, up to 86400");
     }
+    if (!lab::is_address(bind_address))
+        return usage_error("--bind: '" + bind_address +
+                           "' is not an IPv4 or IPv6 address (for every interface: 0.0.0.0 or ::)");
     lab::Scenario scenario;
     std::string error;
     if (!lab::parse_scenario(scenario_text, scenario, error))

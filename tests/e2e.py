@@ -11,10 +11,12 @@ generous extra start-up allowance is added to the time bounds there.
 """
 import argparse
 import errno
+import fcntl
 import glob
 import http.server
 import os
 import re
+import resource
 import select
 import shutil
 import socket
@@ -97,13 +99,14 @@ class Context:
             raise Failed("%s %s still running after %.0f s" % (program, " ".join(args), timeout))
         return Run(done.returncode, done.stdout, done.stderr, time.monotonic() - start)
 
-    def start_labserver(self, args):
+    def start_labserver(self, args, stderr=subprocess.DEVNULL, **popen):
         """Start the standalone labserver; return (process, first stdout line)."""
         proc = subprocess.Popen(
             self.command("labserver", args),
             stdin=subprocess.DEVNULL,
             stdout=subprocess.PIPE,
-            stderr=subprocess.DEVNULL,
+            stderr=stderr,
+            **popen,
         )
         ready, _, _ = select.select([proc.stdout], [], [], 10 + self.slack)
         if not ready:
@@ -639,6 +642,11 @@ def chapter_cases(program):
         "zero-max-time": ["--max-time", "0"],
         "hex-max-time": ["--max-time", "0x1p1"],
         "spaced-timeout": ["--timeout", " 5"],
+        "spaced-scenario-argument": ["--scenario", "slow: 0.1"],
+        "hex-scenario-argument": ["--scenario", "slow:0x1"],
+        "help-with-value": ["--help=x"],
+        "path-with-line-break": ["--path", "/a\r\nX-Injected: 1"],
+        "host-with-line-break": ["127.0.0.1\r\nX-Injected: 1"],
     }
     for name, args in bad_command_lines.items():
         def bad(ctx, args=args):
@@ -648,6 +656,9 @@ def chapter_cases(program):
             first = run.stderr.splitlines()[0] if run.stderr else ""
             expect(first.startswith(program + ": "), "first stderr line %r does not name the program" % first)
             expect("usage: " + program in run.stderr, "no usage after the error")
+            # What was typed is quoted escaped: the error stays one line.
+            expect("X-Injected" not in run.stderr or "\\x0d\\x0aX-Injected" in first,
+                   "the line break was not escaped in %r" % first)
         case("%s:bad-input:%s" % (program, name))(bad)
 
 
@@ -708,6 +719,11 @@ def chapter2_cases():
                     _, body = split_response(run.stdout)
                     expect(body == data, "%s: body %d bytes, expected %d identical bytes" % (path, len(body), len(data)))
         case("chapter2:%s:nginx" % mode)(nginx_mode)
+
+    @case("chapter2:bad-input:empty-mode")
+    def empty_mode(ctx):
+        run = ctx.run("chapter2", ["--mode", ""], 10)
+        expect(run.rc == 2 and run.stderr.startswith("chapter2: option --mode needs a value"), run.describe())
 
     @case("chapter2:bad-input:unknown-mode")
     def unknown_mode(ctx):
@@ -935,6 +951,277 @@ def labserver_ipv6(ctx):
         proc.wait()
 
 
+# ------------------------------------------------- a lab server shared by a class
+
+class LabServer:
+    """The standalone labserver with its stderr in a file: `with LabServer(ctx, args) as lab:`."""
+
+    def __init__(self, ctx, args, **popen):
+        self.ctx, self.args, self.popen = ctx, args, popen
+
+    def __enter__(self):
+        # The server appends (O_APPEND) to its own open file description: our
+        # reads must not move its write position.
+        self.dir = tempfile.TemporaryDirectory()
+        self.log_path = os.path.join(self.dir.name, "stderr")
+        with open(self.log_path, "ab") as log_file:
+            self.proc, line = self.ctx.start_labserver(self.args, stderr=log_file, **self.popen)
+        match = re.match(r"^listening on 127\.0\.0\.1:(\d+)$", line)
+        if not match:
+            self.__exit__()
+            raise Failed("first line %r" % line)
+        self.port = int(match.group(1))
+        return self
+
+    def __exit__(self, *exc):
+        self.proc.kill()
+        self.proc.wait()
+        self.dir.cleanup()
+
+    def log(self):
+        with open(self.log_path, "rb") as log_file:
+            return log_file.read()
+
+    def wait_for_log(self, text, seconds):
+        """The log once it contains `text` (bytes), or Failed after `seconds`."""
+        deadline = time.monotonic() + seconds + self.ctx.slack
+        while text not in self.log():
+            if time.monotonic() > deadline:
+                raise Failed("the log never said %r; it has:\n%s" % (text, self.log()[-3000:].decode(errors="replace")))
+            time.sleep(0.02)
+        return self.log()
+
+    def connect(self, source="127.0.0.1"):
+        s = socket.socket()
+        s.settimeout(10 + self.ctx.slack)
+        s.bind((source, 0))
+        s.connect(("127.0.0.1", self.port))
+        return s
+
+
+def read_to_end(s):
+    data = b""
+    while True:
+        try:
+            piece = s.recv(65536)
+        except ConnectionResetError:
+            return data
+        if not piece:
+            return data
+        data += piece
+
+
+GET = b"GET / HTTP/1.1\r\nHost: lab\r\n\r\n"
+
+
+@case("labserver:hog-over-per-client-limit")
+def class_hog(ctx):
+    # One student opens 30 connections and sends nothing; the limit is 20.
+    with LabServer(ctx, ["--per-client", "20"]) as lab:
+        lab.wait_for_log(b"at most ", 5)
+        hog = [lab.connect() for _ in range(30)]
+        try:
+            for s in hog[20:]:
+                answer = read_to_end(s)
+                expect(answer.startswith(b"HTTP/1.1 503 ") and b"(--per-client 20)" in answer,
+                       "connection over the limit got %r" % answer[:300])
+            # Another student, from another address, is served at once.
+            start = time.monotonic()
+            with lab.connect(source="127.0.0.2") as other:
+                other.sendall(GET)
+                answer = read_to_end(other)
+            took = time.monotonic() - start
+            expect(answer == hello_response(), "the other client got %r" % answer[:300])
+            expect(took < 1 + ctx.slack, "the other client waited %.2f s" % took)
+        finally:
+            for s in hog:
+                s.close()
+        log = lab.wait_for_log(b"refused: 20 connections from 127.0.0.1 open (--per-client 20)", 5)
+        expect(b"connections open, 20 per client address" in log, "the first lines do not state the limit:\n%s" % log[:500])
+
+
+@case("labserver:over-max-connections-503")
+def class_max(ctx):
+    with LabServer(ctx, ["--max-connections", "5"]) as lab:
+        held = [lab.connect() for _ in range(5)]
+        try:
+            with lab.connect() as sixth:
+                answer = read_to_end(sixth)
+            expect(answer.startswith(b"HTTP/1.1 503 ") and b"(--max-connections 5)" in answer, "sixth got %r" % answer[:300])
+        finally:
+            for s in held:
+                s.close()
+        # The held ones close; the server takes new clients again.
+        deadline = time.monotonic() + 5 + ctx.slack
+        while True:
+            with lab.connect() as s:
+                s.sendall(GET)
+                answer = read_to_end(s)
+            if answer == hello_response():
+                break
+            expect(time.monotonic() < deadline, "still refused after the others closed: %r" % answer[:200])
+            time.sleep(0.05)
+
+
+@case("labserver:slowloris-closed-at-header-timeout")
+def class_slowloris(ctx):
+    with LabServer(ctx, ["--header-timeout", "0.5"]) as lab:
+        with lab.connect() as s:
+            start = time.monotonic()
+            s.sendall(b"GET / HTTP/1.1\r\n")
+            answer = b""
+            while time.monotonic() - start < 5 + ctx.slack:
+                ready, _, _ = select.select([s], [], [], 0.1)
+                if ready:
+                    answer = read_to_end(s)
+                    break
+                try:
+                    s.send(b"X")  # a byte every 0.1 s: never a whole head
+                except OSError:
+                    break
+            took = time.monotonic() - start
+        expect(answer.startswith(b"HTTP/1.1 408 "), "the slow client got %r after %.2f s" % (answer[:200], took))
+        expect(0.4 < took < 1.5 + ctx.slack, "closed after %.2f s, the header timeout is 0.5 s" % took)
+        lab.wait_for_log(b"no complete request head within 0.5 s", 5)
+
+
+@case("labserver:flood-after-answer-closed")
+def class_flood(ctx):
+    with LabServer(ctx, ["--drain-timeout", "30"]) as lab:
+        with lab.connect() as s:
+            s.sendall(GET)
+            start = time.monotonic()
+            sent, error = 0, None
+            chunk = b"x" * 65536
+            while time.monotonic() - start < 10 + ctx.slack:
+                try:
+                    sent += s.send(chunk)
+                except OSError as e:  # the server closed with our bytes unread: an RST
+                    error = e
+                    break
+            took = time.monotonic() - start
+        expect(error is not None, "the server took %d bytes in %.1f s after its answer and never closed" % (sent, took))
+        log = lab.wait_for_log(b"still sending after the answer", 5)
+        expect(took < 3 + ctx.slack, "closed only after %.2f s" % took)
+
+
+@case("labserver:non-reader-dropped-at-send-timeout")
+def class_non_reader(ctx):
+    with LabServer(ctx, ["--scenario", "big:64", "--send-timeout", "0.5"]) as lab:
+        with lab.connect() as s:
+            s.sendall(GET)  # and never read
+            start = time.monotonic()
+            lab.wait_for_log(b"took none of our bytes for 0.5 s, dropped", 5)
+            took = time.monotonic() - start
+            got = len(read_to_end(s))
+        expect(took >= 0.45, "dropped after %.2f s, before the send timeout" % took)
+        expect(got < 64 * 1024 * 1024, "the client still got all %d bytes" % got)
+
+
+@case("labserver:silent-held-for-silent-hold")
+def class_silent(ctx):
+    with LabServer(ctx, ["--scenario", "silent", "--silent-hold", "0.5"]) as lab:
+        with lab.connect() as s:
+            s.sendall(GET)
+            start = time.monotonic()
+            answer = read_to_end(s)
+            took = time.monotonic() - start
+        expect(answer == b"", "silent answered %r" % answer[:200])
+        expect(0.4 < took < 1.5 + ctx.slack, "held %.2f s, --silent-hold is 0.5 s" % took)
+
+
+@case("labserver:log-escapes-control-bytes")
+def class_log_escapes(ctx):
+    with LabServer(ctx, []) as lab:
+        with lab.connect() as s:
+            s.sendall(b"GET /\x1b[2J\x07bell\rCR\x00nul\x9b HTTP/1.1\r\n\r\n")
+            read_to_end(s)
+        log = lab.wait_for_log(b"request", 5).replace(b"\r\n", b"\n")  # (Windows text mode)
+        expect(br'request "GET /\x1b[2J\x07bell\x0dCR\x00nul\x9b HTTP/1.1"' in log, "log:\n%r" % log[-2000:])
+        for raw in (b"\x1b", b"\x07", b"\r", b"\x00", b"\x9b"):
+            expect(raw not in log, "the raw byte %r reached the log" % raw)
+
+
+@case("labserver:blocked-stderr-does-not-stop-serving")
+def class_blocked_stderr(ctx):
+    # stderr is a pipe that is already full and that nobody reads (Ctrl-S, or
+    # `labserver 2>&1 | less` left alone): every write to it would block.
+    r, w = os.pipe()
+    try:
+        if hasattr(fcntl, "F_SETPIPE_SZ"):
+            fcntl.fcntl(w, fcntl.F_SETPIPE_SZ, 4096)
+        os.set_blocking(w, False)
+        try:
+            while True:
+                os.write(w, b"x" * 4096)
+        except BlockingIOError:
+            pass
+        os.set_blocking(w, True)
+        proc, line = ctx.start_labserver([], stderr=w)
+        os.close(w)
+        w = None
+        try:
+            port = int(line.rsplit(":", 1)[1])
+            # Paths of control bytes make long log lines (each byte shown as
+            # \x01): the log's queue fills within the 3 s of requests.
+            path = "/" + "\x01" * 300
+            request = b"GET %s HTTP/1.1\r\nHost: lab\r\n\r\n" % path.encode()
+            requests, failures, served = 2000, [], []
+            start = time.monotonic()
+
+            def client():
+                while len(served) < requests or time.monotonic() - start < 3:
+                    try:
+                        answer = raw_fetch(socket.AF_INET, "127.0.0.1", port, request)
+                    except OSError as error:
+                        answer = repr(error).encode()
+                    if answer == hello_response(path):
+                        served.append(1)
+                    else:
+                        failures.append(answer[:200])
+                        return
+
+            threads = [threading.Thread(target=client) for _ in range(4)]
+            for t in threads:
+                t.start()
+            for t in threads:
+                t.join(60 + ctx.slack)
+            took = time.monotonic() - start
+            expect(not any(t.is_alive() for t in threads), "requests still hanging after %.0f s" % took)
+            expect(not failures, "a request failed after %d were served: %r" % (len(served), failures[:1]))
+            # Now read the pipe: the log says what it could not print.
+            os.set_blocking(r, False)
+            seen, deadline = b"", time.monotonic() + 5 + ctx.slack
+            while b"log lines dropped" not in seen and time.monotonic() < deadline:
+                try:
+                    seen += os.read(r, 65536)
+                except BlockingIOError:
+                    time.sleep(0.02)
+            expect(b"log lines dropped: stderr was not keeping up" in seen,
+                   "no count of dropped lines once stderr was read; got %r" % seen[-500:])
+        finally:
+            proc.kill()
+            proc.wait()
+    finally:
+        os.close(r)
+        if w is not None:
+            os.close(w)
+
+
+@case("labserver:raises-descriptor-limit")
+def class_descriptor_limit(ctx):
+    if ctx.emulator or os.name != "posix":
+        raise Skipped("Windows has no descriptor limit for sockets (POSIX RLIMIT_NOFILE)")
+    soft, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
+    if hard != resource.RLIM_INFINITY and hard <= 256:
+        raise Skipped("the hard limit here is %d: nothing to raise" % hard)
+    with LabServer(ctx, [], preexec_fn=lambda: resource.setrlimit(resource.RLIMIT_NOFILE, (256, hard))) as lab:
+        want = hard if hard != resource.RLIM_INFINITY else 1 << 20
+        log = lab.wait_for_log(b"descriptor limit", 5)
+        expect(b"descriptor limit %d (raised from 256)" % want in log, "log:\n%s" % log[:600].decode())
+        expect(b"at most %d connections open" % min(want - 64, 16384) in log, "log:\n%s" % log[:600].decode())
+
+
 for _name, _args in {
     "unknown-option": ["--bogus"],
     "bad-port": ["--port", "70000"],
@@ -942,6 +1229,14 @@ for _name, _args in {
     "bad-scenario": ["--scenario", "drip:0"],
     "missing-value": ["--port"],
     "extra-argument": ["extra"],
+    "bind-zero": ["--bind", "0"],
+    "bind-short-form": ["--bind", "127.1"],
+    "bind-name": ["--bind", "localhost"],
+    "zero-header-timeout": ["--header-timeout", "0"],
+    "hex-send-timeout": ["--send-timeout", "0x10"],
+    "zero-per-client": ["--per-client", "0"],
+    "no-loops": ["--loops", "0"],
+    "help-with-value": ["--help=x"],
 }.items():
     def _labserver_bad(ctx, args=_args):
         run = ctx.run("labserver", args, 10)

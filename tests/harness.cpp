@@ -125,6 +125,15 @@ RecvOutcome recv_while(net::socket_t fd, const std::function<void()>& action, do
     return outcome;
 }
 
+bool under_wine() {
+#ifdef _WIN32
+    HMODULE ntdll = ::GetModuleHandleA("ntdll.dll");
+    return ntdll && ::GetProcAddress(ntdll, "wine_get_version") != nullptr;
+#else
+    return false;
+#endif
+}
+
 }  // namespace harness
 
 int main(int argc, char** argv) {

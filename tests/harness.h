@@ -95,6 +95,10 @@ struct RecvOutcome {
 // a reset only to a recv that is waiting when it arrives (a later recv gets 0).
 RecvOutcome recv_while(net::socket_t fd, const std::function<void()>& action, double limit = 3);
 
+// True when this Windows program runs under Wine (its ntdll exports
+// wine_get_version); false on a real Windows and on POSIX.
+bool under_wine();
+
 }  // namespace harness
 
 #define HARNESS_CONCAT2(a, b) a##b
