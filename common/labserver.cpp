@@ -7,8 +7,15 @@
 #include <cstdlib>
 #include <cstring>
 #include <iterator>
+#include <memory>
 #include <thread>
 #include <vector>
+
+#ifdef __linux__
+#include <sys/epoll.h>
+#include <sys/mman.h>
+#include <sys/sendfile.h>
+#endif
 
 namespace lab {
 
@@ -118,6 +125,25 @@ const std::string& big_block() {
     }();
     return block;
 }
+
+#ifdef __linux__
+// The same block as a file in memory, for sendfile(): the kernel hands the
+// file's pages to the socket, where send() first copies our bytes into it
+// (that copy was a third of the server's CPU time for 1,000 downloads at once:
+// docs/benchmarks.md). nginx's `sendfile on` does the same. -1 if unavailable.
+int big_file() {
+    static const int fd = [] {
+        int file = ::memfd_create("labserver-big", MFD_CLOEXEC);
+        const std::string& block = big_block();
+        if (file >= 0 && ::write(file, block.data(), block.size()) ==
+                             static_cast<ssize_t>(block.size()))
+            return file;
+        if (file >= 0) ::close(file);
+        return -1;
+    }();
+    return fd;
+}
+#endif
 
 bool is_reset(int err) {
 #ifdef _WIN32
@@ -253,6 +279,7 @@ struct Server::Connection {
     std::uint64_t taken = 0;      // drain, hold, echo: bytes read
     bool reading = true;          // hold, echo: still reading (no FIN, not too much)
     bool done = false;            // close it
+    short watched = 0;            // what the loop's Waiter waits for on it
 };
 
 Server::Server(Scenario scenario, EventSink on_event, Limits limits, unsigned loops)
@@ -356,73 +383,155 @@ short wanted_events(const Server::Connection& c) {
     }
 }
 
-// The event loop: wait in poll for any socket or the nearest deadline, then
-// do what each ready connection allows, without ever blocking.
+// The waiting call. poll() (WSAPoll() on Windows) is handed the whole list of
+// sockets on every call, and the kernel checks each one; Linux's epoll keeps
+// the list between calls and hands back only the ready sockets. With 1,000
+// connections open, poll's check of every socket on every wake-up was a third
+// of the server's CPU time (docs/benchmarks.md), so on Linux we wait with
+// epoll. Either way, the loop says each time what it waits for (watch()),
+// then waits (wait()).
+class Waiter {
+public:
+    struct Ready {
+        Server::Connection* connection;  // nullptr: the listener or the wake-up socket
+        net::socket_t fd;
+        short revents;
+    };
+
+#ifdef __linux__
+    Waiter() : epoll_(::epoll_create1(EPOLL_CLOEXEC)) {}
+    ~Waiter() { ::close(epoll_); }
+    bool ok() const { return epoll_ >= 0; }
+
+    // What to wait for on `fd` (0: nothing), told to the kernel only when it
+    // changes. `watched` remembers what the kernel has.
+    void watch(net::socket_t fd, short events, Server::Connection* c, short& watched) {
+        if (events == watched) return;
+        epoll_event e{};
+        e.events = (events & POLLIN ? EPOLLIN : 0u) | (events & POLLOUT ? EPOLLOUT : 0u);
+        e.data.ptr = c ? static_cast<void*>(c) : reinterpret_cast<void*>(static_cast<intptr_t>(fd) * 2 + 1);
+        int op = watched == 0 ? EPOLL_CTL_ADD : events == 0 ? EPOLL_CTL_DEL : EPOLL_CTL_MOD;
+        ::epoll_ctl(epoll_, op, fd, &e);
+        watched = events;
+    }
+
+    int wait(int timeout_ms, std::vector<Ready>& ready) {
+        epoll_event events[256];
+        int n = ::epoll_wait(epoll_, events, 256, timeout_ms);
+        ready.clear();
+        for (int i = 0; i < n; ++i) {
+            auto tag = reinterpret_cast<intptr_t>(events[i].data.ptr);
+            bool socket_only = tag & 1;  // the listener or the wake-up socket
+            short revents = static_cast<short>((events[i].events & EPOLLIN ? POLLIN : 0) |
+                                               (events[i].events & EPOLLOUT ? POLLOUT : 0) |
+                                               (events[i].events & EPOLLERR ? POLLERR : 0) |
+                                               (events[i].events & EPOLLHUP ? POLLHUP : 0));
+            ready.push_back({socket_only ? nullptr : static_cast<Server::Connection*>(events[i].data.ptr),
+                             socket_only ? static_cast<net::socket_t>(tag / 2) : net::invalid_socket,
+                             revents});
+        }
+        return n;
+    }
+
+private:
+    int epoll_;
+#else
+    bool ok() const { return true; }
+
+    void watch(net::socket_t fd, short events, Server::Connection* c, short& watched) {
+        watched = events;
+        if (events == 0) return;
+        fds_.push_back({fd, events, 0});
+        owners_.push_back(c);
+    }
+
+    int wait(int timeout_ms, std::vector<Ready>& ready) {
+        int n = net::poll_many(fds_.data(), fds_.size(), timeout_ms);
+        ready.clear();
+        for (std::size_t i = 0; n > 0 && i < fds_.size(); ++i)
+            if (fds_[i].revents) ready.push_back({owners_[i], fds_[i].fd, fds_[i].revents});
+        fds_.clear();
+        owners_.clear();
+        return n;
+    }
+
+private:
+    std::vector<net::pollfd_t> fds_;
+    std::vector<Server::Connection*> owners_;
+#endif
+};
+
+// The event loop: wait for any socket or the nearest deadline, then do what
+// each ready connection allows, without ever blocking.
 void Server::run_loop(net::socket_t waker) {
-    std::vector<Connection> connections;
-    std::vector<net::pollfd_t> fds;
-    std::vector<std::size_t> polled;   // fds[first + k] is connections[polled[k]]
+    std::vector<std::unique_ptr<Connection>> connections;
+    Waiter waiter;
+    if (!waiter.ok()) {
+        event("errors", "", "epoll_create1 failed: " + net::error_text(net::last_error()));
+        return;
+    }
+    std::vector<Waiter::Ready> ready;
+    short waker_watched = 0, listener_watched = 0;
     Clock::time_point accept_again{};  // after an accept failure: a pause
     for (;;) {
         bool accepting = listening_ && !stopping_;
         if (stopping_ || (!accepting && connections.empty())) break;
-        // Watch the wake-up socket, the listener, and each connection for what
-        // its phase waits for; a connection that waits only for a deadline
-        // (pause, or holding after the client's FIN) is left out.
-        fds.clear();
-        polled.clear();
-        fds.push_back({waker, POLLIN, 0});
+        // What each socket waits for: the wake-up socket, the listener, and
+        // each connection as its phase says; a connection that waits only for
+        // a deadline (pause, or holding after the client's FIN) is left out.
+        waiter.watch(waker, POLLIN, nullptr, waker_watched);
         bool polling_listener = accepting && Clock::now() >= accept_again;
-        if (polling_listener) fds.push_back({listener_, POLLIN, 0});
+        waiter.watch(listener_, polling_listener ? POLLIN : 0, nullptr, listener_watched);
         Clock::time_point next = polling_listener ? Clock::time_point::max() : accept_again;
-        for (std::size_t i = 0; i < connections.size(); ++i) {
-            next = std::min(next, connections[i].deadline);
-            if (short events = wanted_events(connections[i])) {
-                fds.push_back({connections[i].fd, events, 0});
-                polled.push_back(i);
-            }
+        for (auto& c : connections) {
+            next = std::min(next, c->deadline);
+            waiter.watch(c->fd, wanted_events(*c), c.get(), c->watched);
         }
         int timeout = -1;  // no deadline: sleep until a socket is ready
         if (next != Clock::time_point::max())
             timeout = static_cast<int>(std::clamp(seconds_until(next) * 1000 + 1, 0.0, 1e9));
-        if (net::poll_many(fds.data(), fds.size(), timeout) < 0) {
+        if (waiter.wait(timeout, ready) < 0) {
             int err = net::last_error();
             if (!net::is_interrupted(err))
                 event("errors", "", "poll failed: " + net::error_text(err));
             continue;
         }
-        if (fds[0].revents) {  // woken: read the datagrams, then look at stopping_
-            char byte[16];
-            while (::recv(waker, byte, sizeof byte, 0) > 0) {
+        bool listener_ready = false;
+        for (const Waiter::Ready& r : ready) {
+            if (r.connection) {
+                on_ready(*r.connection, r.revents);
+            } else if (r.fd == waker) {  // woken: read the datagrams, then look at stopping_
+                char byte[16];
+                while (::recv(waker, byte, sizeof byte, 0) > 0) {
+                }
+            } else {
+                listener_ready = true;
             }
         }
-        std::size_t first = polling_listener ? 2 : 1;
-        for (std::size_t k = 0; k < polled.size(); ++k)
-            if (short revents = fds[first + k].revents) on_ready(connections[polled[k]], revents);
         Clock::time_point now = Clock::now();
-        for (Connection& c : connections)
-            if (!c.done && now >= c.deadline) on_deadline(c);
+        for (auto& c : connections)
+            if (!c->done && now >= c->deadline) on_deadline(*c);
         // Close what is done: move the last connection into its place.
         for (std::size_t i = 0; i < connections.size();) {
-            if (!connections[i].done) {
+            if (!connections[i]->done) {
                 ++i;
                 continue;
             }
-            end_connection(connections[i]);
+            end_connection(*connections[i]);  // (closing it also takes it out of epoll)
             connections[i] = std::move(connections.back());
             connections.pop_back();
         }
-        if (polling_listener && fds[1].revents && !accept_new(connections))
+        if (listener_ready && !accept_new(connections))
             accept_again = now + std::chrono::milliseconds(50);  // e.g. out of descriptors
     }
-    for (Connection& c : connections) end_connection(c);  // stop(): close the rest quietly
+    for (auto& c : connections) end_connection(*c);  // stop(): close the rest quietly
 }
 
 // Accept the connections waiting in the queue (a few at a time, so that the
 // others are served meanwhile). False if accept failed for want of
 // something (descriptors, memory): then the loop retries 50 ms later, as
 // connections end, instead of spinning on a listener that stays ready.
-bool Server::accept_new(std::vector<Connection>& connections) {
+bool Server::accept_new(std::vector<std::unique_ptr<Connection>>& connections) {
     for (int i = 0; i < accepts_per_wake && listening_; ++i) {
         sockaddr_storage peer{};
         socklen_t peer_length = sizeof peer;
@@ -444,11 +553,11 @@ bool Server::accept_new(std::vector<Connection>& connections) {
         if (!admit(fd, client)) continue;
         net::no_sigpipe(fd);
         net::set_nonblocking_untraced(fd);  // Linux: accepted sockets do not inherit it
-        Connection c;
-        c.fd = fd;
-        c.client = std::move(client);
-        if (scenario_.kind == Scenario::echo) c.phase = Connection::echo;
-        c.deadline = after(limits_.header_timeout);
+        auto c = std::make_unique<Connection>();
+        c->fd = fd;
+        c->client = std::move(client);
+        if (scenario_.kind == Scenario::echo) c->phase = Connection::echo;
+        c->deadline = after(limits_.header_timeout);
         connections.push_back(std::move(c));
     }
     return true;
@@ -721,7 +830,14 @@ void Server::send_some(Connection& c) {
             if (c.phase == Connection::send) sent_all(c);
             return;
         }
-        long n = ::send(c.fd, data, static_cast<int>(size), net::send_flags);
+        long n;
+#ifdef __linux__
+        if (!from_out && big_file() >= 0) {
+            off_t at = static_cast<off_t>(c.big_at % mebibyte);
+            n = ::sendfile(c.fd, big_file(), &at, size);
+        } else
+#endif
+            n = ::send(c.fd, data, static_cast<int>(size), net::send_flags);
         if (n < 0) {
             int err = net::last_error();
             if (net::is_interrupted(err)) continue;

@@ -21,6 +21,7 @@
 #include <cstdint>
 #include <functional>
 #include <map>
+#include <memory>
 #include <mutex>
 #include <thread>
 #include <vector>
@@ -131,7 +132,7 @@ private:
     };
 
     void run_loop(net::socket_t waker);
-    bool accept_new(std::vector<Connection>& connections);
+    bool accept_new(std::vector<std::unique_ptr<Connection>>& connections);
     bool admit(net::socket_t fd, const std::string& client);
     void refuse(net::socket_t fd, const std::string& client, const std::string& why);
     void on_ready(Connection& c, short revents);
