@@ -1,13 +1,14 @@
 // labserver.h - the lab server every chapter talks to when no HOST is given,
 // also built as the standalone `labserver` program for a classroom.
 //
-// One thread runs an event loop (two or more in the standalone program, one
-// per core): non-blocking sockets, one poll() (WSAPoll() on Windows) over the
-// listening socket and every connection, and a small state per connection:
-// reading the request head, pausing (slow, drip), sending, draining after the
-// answer. Each state has a deadline, so every wait is bounded. This is
-// chapter 5's idea on the server's side: no thread per connection, no lock
-// held across a call, so thousands of clients cost a few hundred bytes each.
+// One thread runs an event loop (labserver --loops N runs N): non-blocking
+// sockets, one wait for the listening socket and every connection at once
+// (poll(), WSAPoll() on Windows, epoll on Linux), and a small state per
+// connection: reading the request head, pausing (slow, drip), sending,
+// draining after the answer. Each state has a deadline, so every wait is
+// bounded. This is chapter 5's idea on the server's side: no thread per
+// connection, no lock held across a call, so thousands of clients cost a few
+// hundred bytes each.
 //
 // It answers according to a scenario (SPEC, "The lab server") and reports
 // what it saw of the client (its FIN, a reset, how many bytes), so a chapter

@@ -1136,7 +1136,7 @@ def class_log_escapes(ctx):
         with lab.connect() as s:
             s.sendall(b"GET /\x1b[2J\x07bell\rCR\x00nul\x9b HTTP/1.1\r\n\r\n")
             read_to_end(s)
-        log = lab.wait_for_log(b"request", 5).replace(b"\r\n", b"\n")  # (Windows text mode)
+        log = lab.wait_for_log(b"request \"GET", 5).replace(b"\r\n", b"\n")  # (Windows text mode)
         expect(br'request "GET /\x1b[2J\x07bell\x0dCR\x00nul\x9b HTTP/1.1"' in log, "log:\n%r" % log[-2000:])
         for raw in (b"\x1b", b"\x07", b"\r", b"\x00", b"\x9b"):
             expect(raw not in log, "the raw byte %r reached the log" % raw)
