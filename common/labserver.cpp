@@ -13,8 +13,6 @@
 
 #ifdef __linux__
 #include <sys/epoll.h>
-#include <sys/mman.h>
-#include <sys/sendfile.h>
 #endif
 
 namespace lab {
@@ -125,25 +123,6 @@ const std::string& big_block() {
     }();
     return block;
 }
-
-#ifdef __linux__
-// The same block as a file in memory, for sendfile(): the kernel hands the
-// file's pages to the socket, where send() first copies our bytes into it
-// (that copy was a third of the server's CPU time for 1,000 downloads at once:
-// docs/benchmarks.md). nginx's `sendfile on` does the same. -1 if unavailable.
-int big_file() {
-    static const int fd = [] {
-        int file = ::memfd_create("labserver-big", MFD_CLOEXEC);
-        const std::string& block = big_block();
-        if (file >= 0 && ::write(file, block.data(), block.size()) ==
-                             static_cast<ssize_t>(block.size()))
-            return file;
-        if (file >= 0) ::close(file);
-        return -1;
-    }();
-    return fd;
-}
-#endif
 
 bool is_reset(int err) {
 #ifdef _WIN32
@@ -841,14 +820,7 @@ void Server::send_some(Connection& c) {
             if (c.phase == Connection::send) sent_all(c);
             return;
         }
-        long n;
-#ifdef __linux__
-        if (!from_out && big_file() >= 0) {
-            off_t at = static_cast<off_t>(c.big_at % mebibyte);
-            n = ::sendfile(c.fd, big_file(), &at, size);
-        } else
-#endif
-            n = ::send(c.fd, data, static_cast<int>(size), net::send_flags);
+        long n = ::send(c.fd, data, static_cast<int>(size), net::send_flags);
         if (n < 0) {
             int err = net::last_error();
             if (net::is_interrupted(err)) continue;

@@ -254,19 +254,38 @@ int main(int argc, char** argv) {
     // 64 for the rest of the program.
     net::DescriptorLimit descriptors = net::raise_descriptor_limit();
     limits.max_connections = max_connections ? max_connections : 16384;
-    if (!max_connections && descriptors.now > 0 && descriptors.now - 64 < 16384)
-        limits.max_connections = descriptors.now > 128 ? descriptors.now - 64 : 64;
+    if (!max_connections && descriptors.now > 0)
+        limits.max_connections = std::min<std::uint64_t>(
+            limits.max_connections, descriptors.now > 128 ? descriptors.now - 64 : 64);
     // On loopback the only client is you; on a network, a class.
     limits.per_client = per_client                    ? per_client
                         : is_loopback(bind_address) ? limits.max_connections
                                                       : 256;
 
+    // The limits in force, first in the log: queued now, printed once the
+    // server listens (the writer starts then).
     static EventLog& log = *new EventLog;  // outlives every thread that writes to it
+    auto seconds = [](double s) {
+        char text[32];
+        std::snprintf(text, sizeof text, "%g s", s);
+        return std::string(text);
+    };
+    log.add("limits", "labserver: scenario " + scenario_text + "; " + std::to_string(loops) +
+                          " event loop" + (loops == 1 ? "" : "s") + "; at most " +
+                          std::to_string(limits.max_connections) + " connections open, " +
+                          std::to_string(limits.per_client) + " per client address");
+    log.add("limits", "labserver: timeouts: request head " + seconds(limits.header_timeout) +
+                          ", send " + seconds(limits.send_timeout) + ", after the answer " +
+                          seconds(limits.drain_timeout) + " or " +
+                          std::to_string(limits.drain_bytes) + " bytes, silent " +
+                          seconds(limits.silent_hold));
+    if (descriptors.now > 0)
+        log.add("limits", "labserver: descriptor limit " + std::to_string(descriptors.now) +
+                              (descriptors.now > descriptors.before
+                                   ? " (raised from " + std::to_string(descriptors.before) + ")"
+                                   : ""));
     lab::EventSink on_event;
-    if (!quiet) {
-        log.start();
-        on_event = [](const char* kind, const std::string& line) { log.add(kind, line); };
-    }
+    if (!quiet) on_event = [](const char* kind, const std::string& line) { log.add(kind, line); };
     lab::Server server(scenario, on_event, limits, static_cast<unsigned>(loops));
     if (!server.start(bind_address, static_cast<std::uint16_t>(port), error, count)) {
         std::fprintf(stderr, "labserver: %s\n", error.c_str());
@@ -274,27 +293,7 @@ int main(int argc, char** argv) {
     }
     std::printf("listening on %s\n", server.address().c_str());
     std::fflush(stdout);
-    if (!quiet) {
-        auto seconds = [](double s) {
-            char text[32];
-            std::snprintf(text, sizeof text, "%g s", s);
-            return std::string(text);
-        };
-        log.add("limits", "labserver: scenario " + scenario_text + "; " + std::to_string(loops) +
-                              " event loop" + (loops == 1 ? "" : "s") + "; at most " +
-                              std::to_string(limits.max_connections) + " connections open, " +
-                              std::to_string(limits.per_client) + " per client address");
-        log.add("limits", "labserver: timeouts: request head " + seconds(limits.header_timeout) +
-                              ", send " + seconds(limits.send_timeout) + ", after the answer " +
-                              seconds(limits.drain_timeout) + " or " +
-                              std::to_string(limits.drain_bytes) + " bytes, silent " +
-                              seconds(limits.silent_hold));
-        if (descriptors.now > 0)
-            log.add("limits", "labserver: descriptor limit " + std::to_string(descriptors.now) +
-                                  (descriptors.now > descriptors.before
-                                       ? " (raised from " + std::to_string(descriptors.before) + ")"
-                                       : ""));
-    }
+    if (!quiet) log.start();
     server.wait();
     if (!quiet) log.drain(1.0);
     return 0;

@@ -115,9 +115,8 @@ big_servers=(lab nginx2 nginx1)
 # url SERVER LOAD: what each load fetches from each server.
 url() {
   case $1:$2 in
-    lab:big) echo "http://127.0.0.1:$port_lab_big/" ;;
+    lab:big | lab:wrkbig) echo "http://127.0.0.1:$port_lab_big/" ;;
     lab:* | lab_logging:*) local p=port_$1; echo "http://127.0.0.1:${!p}/" ;;
-    lab:wrkbig) echo "http://127.0.0.1:$port_lab_big/" ;;
     nginx*:big | nginx*:wrkbig) local p=port_$1; echo "http://127.0.0.1:${!p}/big.bin" ;;
     nginx*:*) local p=port_$1; echo "http://127.0.0.1:${!p}/" ;;
   esac
