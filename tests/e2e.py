@@ -1192,7 +1192,7 @@ def class_blocked_stderr(ctx):
             # Now read the pipe: the log says what it could not print.
             os.set_blocking(r, False)
             seen, deadline = b"", time.monotonic() + 5 + ctx.slack
-            while b"log lines dropped" not in seen and time.monotonic() < deadline:
+            while b"stderr was not keeping up\n" not in seen and time.monotonic() < deadline:
                 try:
                     seen += os.read(r, 65536)
                 except BlockingIOError:
