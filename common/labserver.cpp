@@ -128,10 +128,11 @@ const std::string& big_block() {
 
 #ifdef __linux__
 // The same block as a file in memory, for sendfile(): the kernel hands the
-// file's pages to the socket where send() copies our bytes into it. The copy
-// is faster for one client (3.8 against 2.5 GiB/s here), but with 1,000
-// downloads at once the copies took the CPU time the clients needed:
-// docs/benchmarks.md. nginx's `sendfile on` hands pages over too. -1 if
+// file's pages to the socket where send() copies our bytes into it. For one
+// client alone the copy is faster (3.8 against 2.5 GiB/s here), but with
+// 1,000 downloads at once the copies took the CPU time the clients needed
+// (docs/benchmarks.md): so send() while a client is alone, sendfile() when
+// others are connected. nginx's `sendfile on` hands pages over too. -1 if
 // memfd_create is not available.
 int big_file() {
     static const int fd = [] {
@@ -617,7 +618,6 @@ void Server::refuse(net::socket_t fd, const std::string& client, const std::stri
 }
 
 void Server::end_connection(Connection& c) {
-    if (c.big_left > 0) --big_senders_;  // closed before the end of a big body
     if (counts_per_client()) {
         std::lock_guard<std::mutex> lock(clients_mutex_);
         auto mine = per_client_.find(host_of(c.client));
@@ -817,7 +817,6 @@ void Server::on_request(Connection& c) {
         case Scenario::big:
             c.out = request.http09 ? "" : response_head(scenario_.mebibytes * mebibyte);
             c.big_left = scenario_.mebibytes * mebibyte;
-            if (c.big_left > 0) ++big_senders_;
             break;
         default:
             break;
@@ -847,7 +846,7 @@ void Server::send_some(Connection& c) {
         }
         long n;
 #ifdef __linux__
-        if (!from_out && big_senders_ > 1 && big_file() >= 0) {  // many at once: no copy
+        if (!from_out && open_ > 1 && big_file() >= 0) {  // other clients too: no copy
             off_t at = static_cast<off_t>(c.big_at % mebibyte);
             n = ::sendfile(c.fd, big_file(), &at, size);
         } else
@@ -868,7 +867,6 @@ void Server::send_some(Connection& c) {
         } else {
             c.big_at += static_cast<std::uint64_t>(n);
             c.big_left -= static_cast<std::uint64_t>(n);
-            if (c.big_left == 0) --big_senders_;
         }
         if (c.phase == Connection::send) c.deadline = after(limits_.send_timeout);
     }

@@ -162,7 +162,6 @@ private:
     std::vector<std::thread> loops_;
     std::atomic<bool> listening_{false}, stopping_{false};
     std::atomic<std::uint64_t> accepted_{0}, open_{0};
-    std::atomic<int> big_senders_{0};  // connections sending a big body now
     Counters counters_;
     std::mutex clients_mutex_;                          // only for per_client_
     std::map<std::string, std::uint64_t> per_client_;  // open connections per client address
