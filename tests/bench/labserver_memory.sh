@@ -9,20 +9,13 @@
 #   tests/bench/labserver_memory.sh [COUNTS...]     (default: 1000 10000)
 set -euo pipefail
 cd "${BENCH_ROOT:-$(dirname "$0")/../..}"
+. tests/bench/lib.sh
 counts=("${@:-1000 10000}")
 read -ra counts <<<"${counts[*]}"
 make -s labserver
 ulimit -n "$(ulimit -Hn)"
 python=$(python3 -c 'import sys; print(sys.executable)')
-bench_tmp=$(mktemp -d)
-pids=()
-cleanup() {
-  for pid in "${pids[@]}"; do kill "$pid" 2>/dev/null || true; done
-  wait 2>/dev/null || true
-  rm -rf "$bench_tmp"
-}
-trap cleanup EXIT
-chmod 755 "$bench_tmp"
+bench_workspace
 
 # memory PID...: "RSS_KIB VSZ_KIB" summed over the processes.
 memory() {

@@ -33,15 +33,7 @@ done
 make -s labserver
 ulimit -n "$(ulimit -Hn)"  # 1,000 connections at once, on both sides
 
-bench_tmp=$(mktemp -d)
-pids=()
-cleanup() {
-  for pid in "${pids[@]}"; do kill "$pid" 2>/dev/null || true; done
-  wait 2>/dev/null || true
-  rm -rf "$bench_tmp"
-}
-trap cleanup EXIT
-chmod 755 "$bench_tmp"
+bench_workspace
 mkdir -m 755 "$bench_tmp/www"
 printf 'Hello from the lab server.\nYou asked for /\n' >"$bench_tmp/www/index.txt"
 head -c $(( 1024 * 1024 )) /dev/urandom >"$bench_tmp/www/big.bin"
@@ -126,8 +118,10 @@ url() {
 run_load() {
   local load=$1 out
   case $load in
-    wrk100 | wrk1000)
-      out=$(wrk -t2 -c"${load#wrk}" -d5s -H 'Connection: close' "$(url "$2" "$load")")
+    wrk100 | wrk1000 | wrkbig)
+      local connections=${load#wrk}
+      [ "$connections" = big ] && connections=1000
+      out=$(wrk -t2 -c"$connections" -d5s -H 'Connection: close' "$(url "$2" "$load")")
       if grep -qE 'Socket errors|Non-2xx' <<<"$out"; then echo "$2 $load: $out" >&2; exit 1; fi
       awk '/^Requests\/sec/ { printf "%.0f", $2 }' <<<"$out" ;;
     ab100)
@@ -135,10 +129,6 @@ run_load() {
       grep -q '^Complete requests: *20000$' <<<"$out" && grep -q '^Failed requests: *0$' <<<"$out" ||
         { echo "$2 $load: $out" >&2; exit 1; }
       awk '/^Requests per second/ { printf "%.0f", $4 }' <<<"$out" ;;
-    wrkbig)
-      out=$(wrk -t2 -c1000 -d5s -H 'Connection: close' "$(url "$2" "$load")")
-      if grep -qE 'Socket errors|Non-2xx' <<<"$out"; then echo "$2 $load: $out" >&2; exit 1; fi
-      awk '/^Requests\/sec/ { printf "%.0f", $2 }' <<<"$out" ;;
     big)
       out=$(ab -q -n 1000 -c 1000 "$(url "$2" "$load")" 2>&1)
       grep -q '^Complete requests: *1000$' <<<"$out" && grep -q '^Failed requests: *0$' <<<"$out" ||

@@ -34,3 +34,12 @@ download_rate() {
 
 # median N...: the middle value.
 median() { printf '%s\n' "$@" | sort -n | awk '{ a[NR] = $1 } END { print a[int((NR + 1) / 2)] }'; }
+
+# bench_workspace: a temporary folder $bench_tmp (readable by nginx's workers)
+# and a list $pids of servers started in it; on exit both go.
+bench_workspace() {
+  bench_tmp=$(mktemp -d)
+  pids=()
+  trap 'for pid in "${pids[@]}"; do kill "$pid" 2>/dev/null || true; done; wait 2>/dev/null || true; rm -rf "$bench_tmp"' EXIT
+  chmod 755 "$bench_tmp"
+}
