@@ -559,11 +559,11 @@ bool Server::accept_new(std::vector<std::unique_ptr<Connection>>& connections) {
             return true;
         }
         std::string client = net::address_text(reinterpret_cast<sockaddr*>(&peer));
+#ifndef __linux__
+        net::set_nonblocking_untraced(fd);  // no call of ours may hold the loop, not even a 503
+#endif
         if (!admit(fd, client)) continue;
         net::no_sigpipe(fd);
-#ifndef __linux__
-        net::set_nonblocking_untraced(fd);  // (Windows: inherited from the listener anyway)
-#endif
         auto c = std::make_unique<Connection>();
         c->fd = fd;
         c->client = std::move(client);
@@ -604,8 +604,8 @@ bool Server::admit(net::socket_t fd, const std::string& client) {
     return false;
 }
 
-// Over a limit: a short 503, our FIN, and close. The answer fits in the empty
-// send buffer of a new connection, so the send does not wait.
+// Over a limit: a short 503, our FIN, and close, all without waiting (the
+// socket is non-blocking; what does not fit is not sent).
 void Server::refuse(net::socket_t fd, const std::string& client, const std::string& why) {
     ++counters_.refused;
     event("refusals", client, "refused: " + why);
