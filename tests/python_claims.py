@@ -305,7 +305,9 @@ s.close()"""
         t = run_traced(snippet, peer.port)
     late = re.search(r"TimeoutError after ([\d.]+) s", t.stderr)
     expect(late, "sendall did not raise TimeoutError:\n" + t.stderr)
-    expect(0.9 <= float(late.group(1)) < 1.6, "TimeoutError after %s s, expected about 1 s" % late.group(1))
+    # About 1 s; strace and a busy machine (tests run four at a time) add
+    # some. A fresh deadline per send would keep going while data moves.
+    expect(0.9 <= float(late.group(1)) < 3, "TimeoutError after %s s, expected about 1 s" % late.group(1))
     waits = [int(m.group(1)) for m in (re.search(r"^poll\(\[\{fd=FD, events=POLLOUT\}\], 1, (\d+)\)", c) for c in t.calls) if m]
     sent = t.all(r"^sendto\(FD, .* = \d+$")
     expect(len(waits) >= 3 and len(sent) >= 2, "expected several polls and sends, saw %d polls, %d sends:\n%s" % (len(waits), len(sent), t.show()))
