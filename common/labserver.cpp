@@ -1,6 +1,8 @@
 // labserver.cpp - the lab server: an event loop over non-blocking sockets.
 #include "labserver.h"
 
+#include "chapter.h"  // seconds_text
+
 #include <algorithm>
 #include <chrono>
 #include <cstdio>
@@ -40,12 +42,6 @@ double seconds_until(Clock::time_point deadline) {
 Clock::time_point after(double seconds) {
     return Clock::now() + std::chrono::duration_cast<Clock::duration>(
                               std::chrono::duration<double>(seconds));
-}
-
-std::string seconds_text(double seconds) {
-    char text[32];
-    std::snprintf(text, sizeof text, "%g s", seconds);
-    return text;
 }
 
 // "203.0.113.7:51234" -> "203.0.113.7"; "[::1]:51234" -> "[::1]"
@@ -412,6 +408,9 @@ public:
         if (events == watched) return;
         epoll_event e{};
         e.events = (events & POLLIN ? EPOLLIN : 0u) | (events & POLLOUT ? EPOLLOUT : 0u);
+        // What epoll hands back: the connection, or for the listener and the
+        // wake-up socket their descriptor, made odd (2 fd + 1) so that it can
+        // never be mistaken for a connection's (even, aligned) address.
         e.data.ptr = c ? static_cast<void*>(c) : reinterpret_cast<void*>(static_cast<intptr_t>(fd) * 2 + 1);
         int op = watched == 0 ? EPOLL_CTL_ADD : events == 0 ? EPOLL_CTL_DEL : EPOLL_CTL_MOD;
         ::epoll_ctl(epoll_, op, fd, &e);
@@ -731,7 +730,7 @@ void Server::on_deadline(Connection& c) {
         case Connection::head: {
             ++counters_.timed_out;
             event("timeouts", c.client,
-                  "no complete request head within " + seconds_text(limits_.header_timeout) +
+                  "no complete request head within " + chapter::seconds_text(limits_.header_timeout) +
                       " (" + std::to_string(c.head_text.size()) + " bytes came): 408, closing");
             std::string body = "no complete request in time\n";
             std::string answer = response_head(body.size(), "408 Request Timeout") + body;
@@ -748,16 +747,16 @@ void Server::on_deadline(Connection& c) {
             c.deadline = after(limits_.send_timeout);
             return send_some(c);
         case Connection::send:
-            why = "took none of our bytes for " + seconds_text(limits_.send_timeout) + ", dropped";
+            why = "took none of our bytes for " + chapter::seconds_text(limits_.send_timeout) + ", dropped";
             break;
         case Connection::drain:
-            why = "no FIN within " + seconds_text(limits_.drain_timeout) + " of the answer, closing";
+            why = "no FIN within " + chapter::seconds_text(limits_.drain_timeout) + " of the answer, closing";
             break;
         case Connection::echo:
-            why = "nothing for " + seconds_text(limits_.header_timeout) + ", closing";
+            why = "nothing for " + chapter::seconds_text(limits_.header_timeout) + ", closing";
             break;
         case Connection::hold:
-            why = "scenario silent: held " + seconds_text(limits_.silent_hold) +
+            why = "scenario silent: held " + chapter::seconds_text(limits_.silent_hold) +
                   " unanswered, closing";
             break;
     }
@@ -777,7 +776,7 @@ void Server::on_request(Connection& c) {
     switch (scenario_.kind) {
         case Scenario::silent:
             event("scenario", c.client,
-                  "scenario silent: not answering; closing in " + seconds_text(limits_.silent_hold));
+                  "scenario silent: not answering; closing in " + chapter::seconds_text(limits_.silent_hold));
             c.phase = Connection::hold;
             c.deadline = after(limits_.silent_hold);
             return;

@@ -5,6 +5,7 @@
 // prints "listening on ADDR:PORT" as its first line on stdout, then the limits
 // in force and one line per event on stderr, and serves until killed (or until
 // --count connections are done).
+#include "chapter.h"  // seconds_text
 #include "labserver.h"
 #include "platform.h"
 
@@ -156,7 +157,7 @@ private:
     void write_loop() {
         std::unique_lock<std::mutex> lock(mutex_);
         for (;;) {
-            wake_.wait_for(lock, std::chrono::seconds(1));
+            wake_.wait_for(lock, std::chrono::seconds(1), [this] { return !lines_.empty(); });
             Clock::time_point now = Clock::now();
             for (auto& [kind, k] : kinds_)
                 if (k.held > 0 && now - k.since >= std::chrono::seconds(1)) roll(kind, k, now);
@@ -265,20 +266,15 @@ int main(int argc, char** argv) {
     // The limits in force, first in the log: queued now, printed once the
     // server listens (the writer starts then).
     static EventLog& log = *new EventLog;  // outlives every thread that writes to it
-    auto seconds = [](double s) {
-        char text[32];
-        std::snprintf(text, sizeof text, "%g s", s);
-        return std::string(text);
-    };
     log.add("limits", "labserver: scenario " + scenario_text + "; " + std::to_string(loops) +
                           " event loop" + (loops == 1 ? "" : "s") + "; at most " +
                           std::to_string(limits.max_connections) + " connections open, " +
                           std::to_string(limits.per_client) + " per client address");
-    log.add("limits", "labserver: timeouts: request head " + seconds(limits.header_timeout) +
-                          ", send " + seconds(limits.send_timeout) + ", after the answer " +
-                          seconds(limits.drain_timeout) + " or " +
+    log.add("limits", "labserver: timeouts: request head " + chapter::seconds_text(limits.header_timeout) +
+                          ", send " + chapter::seconds_text(limits.send_timeout) + ", after the answer " +
+                          chapter::seconds_text(limits.drain_timeout) + " or " +
                           std::to_string(limits.drain_bytes) + " bytes, silent " +
-                          seconds(limits.silent_hold));
+                          chapter::seconds_text(limits.silent_hold));
     if (descriptors.now > 0)
         log.add("limits", "labserver: descriptor limit " + std::to_string(descriptors.now) +
                               (descriptors.now > descriptors.before
