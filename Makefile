@@ -1,6 +1,9 @@
 # make chapterN   -> ./chapterN at the repo root (chapters/NN_*/chapterN.cpp + common/)
 # make labserver  -> ./labserver
 # make all        -> every chapter and the lab server
+# make labN       -> ./labN from the student's starter, chapters/NN_*/lab/chapterN.cpp
+# make check-labN -> grade ./labN (or PROGRAM=path) against chapter N's checks
+# make check-lab  -> grade every ./labN
 # make test       -> configure CMake in build/, build, run the whole CTest suite
 # make test-windows -> the same, cross-built with MinGW-w64 and run under Wine
 # CXX and CXXFLAGS may be overridden: make chapter1 CXX=clang++ CXXFLAGS=-O0
@@ -11,6 +14,12 @@ COMMON_SRC := $(filter-out common/labserver_main.cpp,$(wildcard common/*.cpp))
 COMMON_HDR := $(wildcard common/*.h)
 CHAPTER_SRC := $(wildcard chapters/*/chapter*.cpp)
 CHAPTERS := $(basename $(notdir $(CHAPTER_SRC)))
+LAB_SRC := $(wildcard chapters/*/lab/chapter*.cpp)
+LABS := $(subst chapter,lab,$(basename $(notdir $(LAB_SRC))))
+# A starter's steps are empty until the student writes them: their parameters
+# and the helpers only they call are unused until then, and that is no error.
+LAB_FLAGS := -Wno-unused-parameter -Wno-unused-function
+PYTHON ?= python3
 
 # common/ is compiled once per build and linked into every program. Its objects
 # go in a folder named after the compiler and flags, so `make chapter1
@@ -19,7 +28,7 @@ OBJ_DIR := build-make/$(shell echo '$(CXX) $(REQUIRED_FLAGS) $(CPPFLAGS) $(CXXFL
 COMMON_OBJ := $(patsubst common/%.cpp,$(OBJ_DIR)/%.o,$(COMMON_SRC))
 COMMON_LIB := $(OBJ_DIR)/libcommon.a
 
-.PHONY: all clean test test-windows
+.PHONY: all clean test test-windows check-lab $(addprefix check-,$(LABS))
 all: $(CHAPTERS) labserver
 
 $(OBJ_DIR)/%.o: common/%.cpp $(COMMON_HDR)
@@ -35,6 +44,21 @@ $(basename $(notdir $(1))): $(1) $$(COMMON_LIB) $$(COMMON_HDR)
 	$$(CXX) $$(REQUIRED_FLAGS) $$(CPPFLAGS) $$(CXXFLAGS) -o $$@ $(1) $$(COMMON_LIB) $$(LDFLAGS) $$(LDLIBS)
 endef
 $(foreach src,$(CHAPTER_SRC),$(eval $(call chapter_rule,$(src))))
+
+# A lab starter: make lab3 -> ./lab3. make check-lab3 grades ./lab3, or the
+# program PROGRAM names (PROGRAM=./chapter3 grades the reference; under Wine,
+# PROGRAM=./lab3.exe EMULATOR=wine).
+define lab_rule
+$(subst chapter,lab,$(basename $(notdir $(1)))): $(1) $$(COMMON_LIB) $$(COMMON_HDR)
+	$$(CXX) $$(REQUIRED_FLAGS) $$(LAB_FLAGS) $$(CPPFLAGS) $$(CXXFLAGS) -o $$@ $(1) $$(COMMON_LIB) $$(LDFLAGS) $$(LDLIBS)
+check-$(subst chapter,lab,$(basename $(notdir $(1)))): $$(if $$(PROGRAM),,$(subst chapter,lab,$(basename $(notdir $(1)))))
+	$$(PYTHON) tests/labcheck.py --lab $(patsubst chapter%,%,$(basename $(notdir $(1)))) --program "$$(or $$(PROGRAM),./$(subst chapter,lab,$(basename $(notdir $(1)))))" $$(if $$(EMULATOR),--emulator "$$(EMULATOR)")
+endef
+$(foreach src,$(LAB_SRC),$(eval $(call lab_rule,$(src))))
+
+# Every lab, one after another; the exit status says whether all passed.
+check-lab: $(LABS)
+	@status=0; for lab in $(LABS); do $(PYTHON) tests/labcheck.py --lab $${lab#lab} --program ./$$lab || status=1; done; exit $$status
 
 labserver: common/labserver_main.cpp $(COMMON_LIB) $(COMMON_HDR)
 	$(CXX) $(REQUIRED_FLAGS) $(CPPFLAGS) $(CXXFLAGS) -o $@ common/labserver_main.cpp $(COMMON_LIB) $(LDFLAGS) $(LDLIBS)
@@ -67,5 +91,5 @@ test-windows:
 	wineserver -k; exit $$status
 
 clean:
-	rm -f $(CHAPTERS) labserver
+	rm -f $(CHAPTERS) $(LABS) labserver
 	rm -rf build build-*

@@ -236,6 +236,10 @@ int report(const Program& program, const Failure& failure) {
     return 1;
 }
 
+void todo(int step, const char* what) {
+    throw Failure("TODO " + std::to_string(step) + " is not done yet", what);
+}
+
 std::unique_ptr<lab::Server> start_builtin_server(Options& options) {
     if (!options.host.empty()) return nullptr;
     lab::Scenario scenario;

@@ -85,6 +85,11 @@ public:
 // Print "NAME: <failure>" on stderr and return 1, the exit status for a network failure.
 int report(const Program& program, const Failure& failure);
 
+// In a lab starter (chapters/*/lab/), a step the student has not written yet:
+// throws Failure "TODO 3 is not done yet: <what the step does>", which main
+// reports like any failure (exit 1).
+[[noreturn]] void todo(int step, const char* what);
+
 // Without HOST, start the lab server in this process on 127.0.0.1 (ephemeral
 // port, the chosen scenario), narrate it, and point options.host/port at it.
 // With HOST, return nullptr. Throws Failure if the server cannot start.

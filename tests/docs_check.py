@@ -1,6 +1,7 @@
 #!/usr/bin/env python3
-"""The docs' commands, run: what README.md, chapters/*/README.md and docs/*.md
-show a student must be what the student sees.
+"""The docs' commands, run: what README.md, chapters/*/README.md, the lab
+sheets (chapters/*/lab/*.md, docs/labs/*.md) and docs/*.md show a student
+must be what the student sees.
 
 Three kinds of shown output are checked, from a fresh build:
 
@@ -38,7 +39,9 @@ NOT_RUN = re.compile(r"\bPORT\b|\bHOST\b|example\.org|\btop\b|another terminal|s
 
 def doc_files():
     files = ["README.md"] + sorted(glob.glob(os.path.join(ROOT, "chapters", "*", "README.md")))
+    files += sorted(glob.glob(os.path.join(ROOT, "chapters", "*", "lab", "*.md")))
     files += sorted(glob.glob(os.path.join(ROOT, "docs", "*.md")))
+    files += sorted(glob.glob(os.path.join(ROOT, "docs", "labs", "*.md")))
     return [os.path.relpath(os.path.join(ROOT, f), ROOT) if not os.path.isabs(f) else os.path.relpath(f, ROOT)
             for f in files]
 
@@ -69,7 +72,8 @@ class Workspace:
 
     def __init__(self, bin_dir):
         self.dir = tempfile.mkdtemp(prefix="docs-check-")
-        for program in glob.glob(os.path.join(bin_dir, "chapter*")) + [os.path.join(bin_dir, "labserver")]:
+        programs = glob.glob(os.path.join(bin_dir, "chapter*")) + glob.glob(os.path.join(bin_dir, "lab[0-9]*"))
+        for program in programs + [os.path.join(bin_dir, "labserver")]:
             if os.path.isfile(program) and os.access(program, os.X_OK):
                 os.symlink(os.path.abspath(program), os.path.join(self.dir, os.path.basename(program)))
         for folder in ("chapters", "common", "tests", "docs"):

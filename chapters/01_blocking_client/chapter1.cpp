@@ -51,6 +51,7 @@ const chapter::Program program = {
 // addresses, and we try each in turn until one connects.
 net::Socket connect_to_host(const Options& options) {
     chapter::AddressList addresses = chapter::resolve(options);
+    // lab step 1: for each address: socket(), the time limits, connect(); return the first
     Failure last_failure("connect " + options.host, "no address to try");
     for (const addrinfo* address = addresses.get(); address; address = address->ai_next) {
         std::string where = net::address_text(address->ai_addr);
@@ -111,6 +112,7 @@ net::Socket connect_to_host(const Options& options) {
 // So, like sendall(), we loop until every byte is gone. A signal arriving
 // before anything was copied makes it fail with EINTR: we simply call again.
 void send_all(const Options& options, net::socket_t fd, const std::string& data) {
+    // lab step 2: send every byte of data, however many send() calls it takes
     std::size_t sent = 0;
     while (sent < data.size()) {
         // net::send_flags is MSG_NOSIGNAL where it exists: if the server is
@@ -148,6 +150,7 @@ void send_all(const Options& options, net::socket_t fd, const std::string& data)
 // before the promised end is a truncated response, and we say so: exit 0
 // means the whole response arrived, not just "the connection ended".
 void receive_response(const Options& options, net::socket_t fd) {
+    // lab step 3: recv() until the response is complete, each piece to stdout
     static char buffer[64 * 1024];  // chapter 3 measures which size is best
     chapter::ResponseReader response;
     int low_water = 1;  // SO_RCVLOWAT: wake us for 1 byte or more, the default
@@ -212,6 +215,7 @@ int main(int argc, char** argv) {
         // [claim:python-shutdown-close]. It releases the descriptor;
         // the kernel still delivers anything queued and ends the connection
         // with a FIN (chapter 4 is about the ways to end a connection).
+        // lab step 4: close the socket
         net::socket_t fd = sock.release();
         traced(net::close_socket(fd), "close", fd);
         narrate(options, "closed the socket");

@@ -194,6 +194,7 @@ private:
 // and poll again, so however often it wakes, the total wait stays one
 // deadline [claim:deadline-loop-total-wait-bounded].
 bool poll_until(net::socket_t fd, short events, Clock::time_point deadline) {
+    // lab step 1: poll() until fd is ready or the deadline passes; retry on EINTR
     for (;;) {
         // Rounded up: poll counts whole milliseconds and must not wake before the deadline.
         auto left = std::chrono::ceil<std::chrono::milliseconds>(deadline - Clock::now()).count();
@@ -215,6 +216,7 @@ bool poll_until(net::socket_t fd, short events, Clock::time_point deadline) {
 // Step 1 - put the socket in the mode, and connect.
 
 void set_mode(const Options& options, net::socket_t fd, Mode mode) {
+    // lab step 2: O_NONBLOCK on or off for the mode; in timeout mode SO_RCVTIMEO, SO_SNDTIMEO
     // CPython's setblocking() and settimeout() switch O_NONBLOCK with one
     // ioctl(fd, FIONBIO, [1 or 0]) on Linux [claim:python-setblocking-is-fionbio]:
     // settimeout(0) and settimeout(t) switch it on, settimeout(None) off, and
@@ -294,6 +296,7 @@ template <class Call>
 CallResult call_in_mode(const Options& options, Mode mode, net::socket_t fd, short events,
                         Clock::time_point deadline, Watchdog& watchdog, std::uint64_t& failed_tries,
                         Call call) {
+    // lab step 3: make the call the mode's way: retry, poll first, or let it fail
     for (;;) {
         if (mode == Mode::deadline && !poll_until(fd, events, deadline))
             return {-1, 0};  // timed out: err 0

@@ -106,6 +106,7 @@ enum class Ready { yes, timed_out, failed };
 // writable [claim:windows-failed-connect-in-exceptfds]; POSIX reports it as
 // writable, and SO_ERROR tells which it was. We watch both sets either way.
 Ready wait_until(net::socket_t fd, bool for_writing, Clock::time_point deadline) {
+    // lab step 1: select() until fd is ready or the deadline passes; retry on EINTR
     for (;;) {
         auto left = std::chrono::ceil<std::chrono::microseconds>(deadline - Clock::now());
         if (left.count() < 0) left = std::chrono::microseconds(0);
@@ -164,6 +165,7 @@ Ready busy_wait_until_readable(net::socket_t fd, Clock::time_point deadline, std
 // poll(POLLOUT|POLLERR) where we use select [claim:python-connect-timeout-polls].
 std::optional<Failure> connect_within_timeout(const Options& options, net::socket_t fd,
                                               const addrinfo* address) {
+    // lab step 2: connect() without blocking, wait until writable, then ask SO_ERROR
     std::string where = net::address_text(address->ai_addr);
     int rc = traced(::connect(fd, address->ai_addr, static_cast<socklen_t>(address->ai_addrlen)),
                     "connect", fd, where);
@@ -238,6 +240,7 @@ net::Socket connect_to_host(const Options& options) {
 // [claim:nonblocking-send-partial-then-would-block]. We then wait until the
 // socket is writable again and send the rest.
 void send_all(const Options& options, net::socket_t fd, const std::string& data) {
+    // lab step 3: send it all; when send() would block, wait until writable
     std::size_t sent = 0;
     while (sent < data.size()) {
         long n = traced(
@@ -273,6 +276,7 @@ void send_all(const Options& options, net::socket_t fd, const std::string& data)
 // closed; recv then returns 0 [claim:select-readable-at-eof].
 void receive_response(const Options& options, net::socket_t fd, std::size_t buffer_size,
                       Progress& progress) {
+    // lab step 4: recv() until complete; when recv() would block, wait until readable
     std::vector<char> buffer(buffer_size);
     chapter::ResponseReader response;
     int low_water = 1;  // SO_RCVLOWAT, as in chapter 1: select honours it too
@@ -335,6 +339,7 @@ void socket_thread(const Options& options, std::size_t buffer_size, Progress& pr
         // receives and tells the server nothing. SHUT_WR sends our FIN: "no
         // more requests". Then close() releases the descriptor. Chapter 4
         // shows every way to end a connection and what the server sees.
+        // lab step 5: shutdown(SHUT_WR), then close the socket
         traced(::shutdown(sock.get(), net::shut_wr), "shutdown", sock.get(), "SHUT_WR");
         net::socket_t fd = sock.release();
         traced(net::close_socket(fd), "close", fd);

@@ -141,6 +141,7 @@ void receive_response(const Options& options, net::socket_t fd, const std::strin
 }
 
 void close_traced(const Options& options, net::Socket& sock) {
+    // lab step 1: close() the socket (release it from its owner first)
     net::socket_t fd = sock.release();
     traced(net::close_socket(fd), "close", fd);
     narrate(options, "closed the socket");
@@ -169,6 +170,7 @@ void end_none(const Options& options, net::Socket& sock) {
 // truncated response.
 void end_half(const Options& options, net::Socket& sock) {
     send_all(sock.get(), chapter::http_request(options));
+    // lab step 2: send our FIN with shutdown(SHUT_WR); we can still receive
     traced(::shutdown(sock.get(), net::shut_wr), "shutdown", sock.get(), "SHUT_WR");
     narrate(options, "shutdown(SHUT_WR): our FIN follows the request; we can still receive");
     receive_response(options, sock.get(),
@@ -187,6 +189,7 @@ void end_half(const Options& options, net::Socket& sock) {
 // Linux returns 0 at once, like an EOF that never came from the peer; Windows
 // fails with WSAESHUTDOWN [claim:recv-after-shut-rd].
 void end_rd(const Options& options, net::Socket& sock) {
+    // lab step 3: shutdown(SHUT_RD), one recv() to see what it does, then the request
     traced(::shutdown(sock.get(), net::shut_rd), "shutdown", sock.get(), "SHUT_RD");
     char buffer[16];
     long n =
@@ -214,6 +217,7 @@ void end_rd(const Options& options, net::Socket& sock) {
 // notice: it read our FIN first and closes without reading again. The same
 // happens in rd mode, whose socket is closed when the echo arrives.
 void end_rdwr(const Options& options, net::Socket& sock) {
+    // lab step 4: send the request, shutdown(SHUT_RDWR), close
     send_all(sock.get(), chapter::http_request(options));
     traced(::shutdown(sock.get(), net::shut_rdwr), "shutdown", sock.get(), "SHUT_RDWR");
     narrate(options, "shutdown(SHUT_RDWR): no more sending, no more receiving");
@@ -240,6 +244,7 @@ void end_linger0(const Options& options, net::Socket& sock) {
         chapter::write_stdout(buffer, static_cast<std::size_t>(n));
         echoed += static_cast<std::uint64_t>(n);
     }
+    // lab step 5: SO_LINGER {on, 0}, then close: an abort
     linger abort_on_close{};
     abort_on_close.l_onoff = 1;
     abort_on_close.l_linger = 0;
@@ -254,6 +259,7 @@ void end_linger0(const Options& options, net::Socket& sock) {
 // FIN [claim:close-with-unread-data-sends-rst]: the kernel tells the peer its
 // data was never read. We wait until the echo is in our receive buffer first.
 void end_unread(const Options& options, net::Socket& sock) {
+    // lab step 6: send the request, wait until the answer is here, close without reading it
     send_all(sock.get(), chapter::http_request(options));
     short revents = 0;
     int ready = traced(

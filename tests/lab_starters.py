@@ -1,0 +1,112 @@
+#!/usr/bin/env python3
+"""The lab starters: each chapter program with its socket work taken out.
+
+In a chapter's source, a line
+
+    // lab step 3: send it all; when send() would block, wait until writable
+
+marks where a student's step begins. The step runs to a line
+
+    // lab end
+
+or, without one, to the end of the block the marker is in. In the starter,
+chapters/NN_name/lab/chapterN.cpp, the step's code is replaced by
+
+    // TODO 3: send it all; when send() would block, wait until writable
+    chapter::todo(3, "send it all; when send() would block, wait until writable");
+
+which stops the program with "TODO 3 is not done yet: ..." (exit 1) until the
+student writes the step. Everything else (the command line, the narration,
+the comments, the lab server) stays as in the chapter.
+
+    lab_starters.py --root ROOT           fail if a starter is not what its chapter makes
+    lab_starters.py --root ROOT --write   write the starters
+"""
+import argparse
+import glob
+import os
+import re
+import sys
+
+MARKER = re.compile(r"^(\s*)// lab step (\d+): (.+)$")
+END = re.compile(r"^\s*// lab end$")
+
+HEADER = """\
+// Lab {n} starter: chapter {n} with its socket work taken out (see ../README.md).
+//
+// Write the TODO steps, in order, where they are; leave the rest of the file
+// as it is. Build and grade from the repository's root folder:
+//
+//   make lab{n} && ./lab{n}       runs, and stops at the first step not written
+//   make check-lab{n}             numbered checks of your program, and a score
+//
+// (Made from ../chapter{n}.cpp by tests/lab_starters.py --write.)
+//
+"""
+
+
+def starter(source, number):
+    lines = source.splitlines()
+    out, i, steps = [], 0, []
+    while i < len(lines):
+        match = MARKER.match(lines[i])
+        if not match:
+            out.append(lines[i])
+            i += 1
+            continue
+        indent, step, what = match.group(1), int(match.group(2)), match.group(3)
+        steps.append(step)
+        block_end = indent[:-4] + "}"
+        i += 1
+        while i < len(lines) and not END.match(lines[i]) and not lines[i].startswith(block_end):
+            i += 1
+        if i == len(lines):
+            raise SystemExit("step %d runs to the end of the file" % step)
+        if END.match(lines[i]):
+            i += 1
+        text = what.rstrip(".")
+        out.append("%s// TODO %d: %s." % (indent, step, text))
+        out.append('%schapter::todo(%d, "%s");' % (indent, step, text.replace("\\", "\\\\").replace('"', '\\"')))
+    if steps != list(range(1, len(steps) + 1)):
+        raise SystemExit("chapter %s: steps %s, expected 1, 2, 3... in order" % (number, steps))
+    # The chapter's own opening comment follows the lab's header.
+    return HEADER.format(n=number) + "\n".join(out) + "\n"
+
+
+def pairs(root):
+    for source in sorted(glob.glob(os.path.join(root, "chapters", "*", "chapter*.cpp"))):
+        number = re.search(r"chapter(\d+)\.cpp$", source).group(1)
+        with open(source) as f:
+            text = f.read()
+        if re.search(r"(?m)^\s*// lab step", text):
+            yield os.path.join(os.path.dirname(source), "lab", os.path.basename(source)), starter(text, number)
+
+
+def main():
+    parser = argparse.ArgumentParser()
+    parser.add_argument("--root", default=os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
+    parser.add_argument("--write", action="store_true")
+    options = parser.parse_args()
+    stale = []
+    for path, text in pairs(options.root):
+        current = open(path).read() if os.path.exists(path) else None
+        if current == text:
+            continue
+        if options.write:
+            os.makedirs(os.path.dirname(path), exist_ok=True)
+            with open(path, "w") as f:
+                f.write(text)
+            print("wrote " + os.path.relpath(path, options.root))
+        else:
+            stale.append(os.path.relpath(path, options.root))
+    if stale:
+        print("FAIL lab-starters-current: not what the chapters make (python3 tests/lab_starters.py --write): "
+              + ", ".join(stale))
+        return 1
+    if not options.write:
+        print("PASS lab-starters-current")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
