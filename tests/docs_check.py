@@ -72,7 +72,10 @@ class Workspace:
 
     def __init__(self, bin_dir):
         self.dir = tempfile.mkdtemp(prefix="docs-check-")
-        programs = glob.glob(os.path.join(bin_dir, "chapter*")) + glob.glob(os.path.join(bin_dir, "lab[0-9]*"))
+        # The chapters, the lab starters, and the typical mistakes the
+        # teacher's guide grades (tests/labcheck.py, MISTAKES).
+        programs = [p for pattern in ("chapter*", "lab[0-9]*", "mistake-*")
+                    for p in glob.glob(os.path.join(bin_dir, pattern))]
         for program in programs + [os.path.join(bin_dir, "labserver")]:
             if os.path.isfile(program) and os.access(program, os.X_OK):
                 os.symlink(os.path.abspath(program), os.path.join(self.dir, os.path.basename(program)))
