@@ -370,11 +370,29 @@ def check_fetch(ctx, program, args, expected, timeout=30):
 
 
 def child_cpu_seconds(ctx, program, args, timeout=30):
-    """Run a program; return (run, the CPU seconds, user and system, it used)."""
-    before = resource.getrusage(resource.RUSAGE_CHILDREN)
-    run = ctx.run(program, args, timeout)
-    after = resource.getrusage(resource.RUSAGE_CHILDREN)
-    return run, (after.ru_utime - before.ru_utime) + (after.ru_stime - before.ru_stime)
+    """Run a program; return (run, the CPU seconds, user and system, it used).
+
+    os.wait4 reads the CPU of this one child (and what it waited for), so
+    other programs running at the same time do not count."""
+    command = ctx.command(program, args)
+    ctx.commands.append(command)
+    start = time.monotonic()
+    proc = subprocess.Popen(command, stdin=subprocess.DEVNULL, stdout=subprocess.PIPE, stderr=subprocess.PIPE)
+    outputs = {}
+    readers = [threading.Thread(target=lambda name, f: outputs.__setitem__(name, f.read()), args=(name, f))
+               for name, f in (("out", proc.stdout), ("err", proc.stderr))]
+    for reader in readers:
+        reader.start()
+    for reader in readers:
+        reader.join(timeout + ctx.slack)
+    if any(reader.is_alive() for reader in readers):
+        proc.kill()
+        proc.wait()
+        raise Failed("%s %s still running after %.0f s" % (program, " ".join(args), timeout))
+    _, status, usage = os.wait4(proc.pid, 0)
+    proc.returncode = os.waitstatus_to_exitcode(status)
+    run = Run(proc.returncode, outputs["out"], outputs["err"], time.monotonic() - start)
+    return run, usage.ru_utime + usage.ru_stime
 
 
 def check_failure(ctx, program, args, pattern, bound):

@@ -25,6 +25,7 @@ import os
 import shlex
 import subprocess
 import sys
+from concurrent.futures import ThreadPoolExecutor
 
 import e2e
 from cases import Failed, Skipped, expect, registry, run
@@ -131,32 +132,46 @@ def indented(text, lines=14):
     return "\n".join("      " + line for line in shown)
 
 
-def grade(lab, program, emulator="", slack=0.0):
-    """Run lab's checks against program; print them; return (passed, counted)."""
+def run_check(lab, program, emulator, slack, case_name):
+    """Run one check; return (outcome, what was expected and seen, the command)."""
+    ctx = e2e.Context(os.path.dirname(os.path.abspath(program)), "", emulator, slack)
+    ctx.programs = {"chapter%d" % lab: program}
+    ctx.grace = 1  # a program that should have stopped is stopped 1 s past its bound
+    try:
+        e2e.CASES[case_name](ctx)
+    except Skipped as reason:
+        return "skipped", str(reason), None
+    except Failed as failure:
+        return "FAILED", str(failure), ctx.commands[-1] if ctx.commands else None
+    return "ok", "", None
+
+
+def grade(lab, program, emulator="", slack=0.0, at_once=4):
+    """Run lab's checks against program; print them; return (passed, counted).
+
+    The checks run `at_once` at a time (each has its own servers and ports)
+    and are printed in order."""
     checks = CHECKS[lab]
     name = "lab%d" % lab
-    print("%s: %d checks of %s (chapter %d's)" % (name, len(checks), program, lab))
+    print("%s: %d checks of %s (chapter %d's)" % (name, len(checks), program, lab), flush=True)
     passed = counted = 0
-    for number, (title, case_name) in enumerate(checks, 1):
-        ctx = e2e.Context(os.path.dirname(os.path.abspath(program)), "", emulator, slack)
-        ctx.programs = {"chapter%d" % lab: program}
-        ctx.grace = 2  # a program that should have stopped is stopped 2 s past its bound
-        label = "check %d of %d: %s" % (number, len(checks), title)
-        try:
-            e2e.CASES[case_name](ctx)
-        except Skipped as reason:
-            print("%s ... skipped here: %s" % (label, reason))
-            continue
-        except Failed as failure:
+    with ThreadPoolExecutor(at_once) as pool:
+        results = [pool.submit(run_check, lab, program, emulator, slack, case_name) for _, case_name in checks]
+        for number, ((title, _), result) in enumerate(zip(checks, results), 1):
+            outcome, seen, command = result.result()
+            label = "check %d of %d: %s" % (number, len(checks), title)
+            if outcome == "skipped":
+                print("%s ... skipped here: %s" % (label, seen))
+                continue
             counted += 1
+            if outcome == "ok":
+                passed += 1
+                print("%s ... ok" % label, flush=True)
+                continue
             print("%s ... FAILED" % label)
-            print("    expected, and seen:\n" + indented(str(failure)))
-            if ctx.commands:
-                print("    see it yourself:  " + shlex.join(ctx.commands[-1]))
-            continue
-        counted += 1
-        passed += 1
-        print("%s ... ok" % label)
+            print("    expected, and seen:\n" + indented(seen))
+            if command:
+                print("    see it yourself:  " + shlex.join(command), flush=True)
     print("%s: %d of %d checks passed" % (name, passed, counted))
     return passed, counted
 
