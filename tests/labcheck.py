@@ -188,7 +188,8 @@ def program_path(options, name):
 def graded(options, lab, name):
     """Grade a built program; return (passed, counted, everything printed)."""
     command = [sys.executable, os.path.abspath(__file__), "--lab", str(lab),
-               "--program", program_path(options, name), "--emulator", options.emulator]
+               "--program", program_path(options, name), "--emulator", options.emulator,
+               "--slack", str(options.slack)]
     done = subprocess.run(command, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, timeout=600)
     out = done.stdout.decode(errors="replace")
     print(out)
