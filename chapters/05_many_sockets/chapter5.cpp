@@ -598,8 +598,9 @@ int main(int argc, char** argv) {
         run_loop(loop, connections);
 
         narrate(options,
-                "%zu complete, %zu failed in %.3f s; %llu waits, %llu ready reports (at most %llu "
-                "at once), %llu socket calls, %llu of them a recv that found nothing",
+                "%zu complete, %zu failed in %.3f s; %llu waits for %llu ready reports (at most "
+                "%llu at once); %llu connect, getsockopt, send and recv calls; %llu recv found "
+                "nothing after a ready report",
                 loop.complete, loop.failed, chapter::seconds_since(options.started),
                 static_cast<unsigned long long>(loop.waits),
                 static_cast<unsigned long long>(loop.ready_reports),
