@@ -108,7 +108,8 @@ struct Loop {
     std::vector<char> buffer = std::vector<char>(buffer_size);
     std::vector<net::pollfd_t> poll_list;  // poll's array, kept so it is not allocated each time
     std::size_t in_flight = 0, complete = 0, failed = 0, beyond_fd_setsize = 0;
-    std::uint64_t waits = 0, ready_reports = 0, most_ready = 0, calls = 0, spurious = 0;
+    std::uint64_t waits = 0, watched = 0, ready_reports = 0, most_ready = 0, calls = 0,
+                  spurious = 0;
     std::uint64_t bytes = 0;
 };
 
@@ -504,6 +505,7 @@ void run_loop(Loop& loop, std::vector<Connection>& connections) {
         if (n < 0 && !net::is_interrupted(net::last_error()))
             throw Failure(loop.use_select ? "select" : "poll", net::last_error());
         ++loop.waits;
+        loop.watched += in_flight.size();  // each one handed to the kernel, and looked at after
         loop.ready_reports += ready.size();
         loop.most_ready = std::max<std::uint64_t>(loop.most_ready, ready.size());
         if (loop.narrate_each)
@@ -598,11 +600,12 @@ int main(int argc, char** argv) {
         run_loop(loop, connections);
 
         narrate(options,
-                "%zu complete, %zu failed in %.3f s; %llu waits for %llu ready reports (at most "
-                "%llu at once); %llu connect, getsockopt, send and recv calls; %llu recv found "
-                "nothing after a ready report",
+                "%zu complete, %zu failed in %.3f s; %llu waits, watching %llu sockets in all, "
+                "for %llu ready reports (at most %llu at once); %llu connect, getsockopt, send "
+                "and recv calls; %llu recv found nothing after a ready report",
                 loop.complete, loop.failed, chapter::seconds_since(options.started),
                 static_cast<unsigned long long>(loop.waits),
+                static_cast<unsigned long long>(loop.watched),
                 static_cast<unsigned long long>(loop.ready_reports),
                 static_cast<unsigned long long>(loop.most_ready),
                 static_cast<unsigned long long>(loop.calls),
