@@ -891,7 +891,7 @@ def chapter5_cases():
         for text in (r"3 connections on one thread, waiting with select\(\)",
                      r"wait 1: 3 in flight, \d ready after",
                      r"connection 2: HTTP/1\.1 200 OK; the response ended at its Content-Length: 43 body bytes",
-                     r"3 complete, 0 failed in \d+\.\d+ s; \d+ waits for \d+ ready reports \(at most \d at once\); \d+ connect, getsockopt, send and recv calls"):
+                     r"3 complete, 0 failed in \d+\.\d+ s; \d+ waits, watching \d+ sockets in all, for \d+ ready reports \(at most \d at once\); \d+ connect, getsockopt, send and recv calls"):
             expect(re.search(text, run.stderr), "no %r in:\n%s" % (text, run.stderr))
 
     for wait in ("poll", "select"):
