@@ -31,8 +31,9 @@ constexpr std::uint64_t mebibyte = 1024 * 1024;
 constexpr std::size_t echo_backlog = 256 * 1024;  // echo: stop reading while this much is unsent
 constexpr int accepts_per_wake = 64;              // then serve the others before accepting more
 
-const char* const scenario_names[] = {"hello", "slow",  "drip", "big",      "silent",
-                                      "reset", "close", "echo", "truncate", "chunked"};
+const char* const scenario_names[] = {"hello", "slow", "drip",     "big",     "silent", "reset",
+                                      "close", "echo", "truncate", "chunked", "mix"};
+constexpr std::size_t most_mix_items = 64;
 constexpr int scenario_count = sizeof scenario_names / sizeof scenario_names[0];
 
 double seconds_until(Clock::time_point deadline) {
@@ -167,7 +168,12 @@ const char* const scenario_help =
     "  truncate[:BYTES]  promise a 1 MiB body (Content-Length), send BYTES of it\n"
     "                 (default 1000), close\n"
     "  chunked[:BYTES]   the hello body in chunks (Transfer-Encoding: chunked);\n"
-    "                 with BYTES, close after BYTES of the body, before the last chunk\n";
+    "                 with BYTES, close after BYTES of the body, before the last chunk\n"
+    "  mix[:LIST]     a different scenario per connection: connection k gets item k of\n"
+    "                 LIST (comma-separated, repeated), e.g. mix:hello,slow:1,silent,reset;\n"
+    "                 default slow:1,hello,silent,hello,reset,hello,slow:2,hello\n";
+
+const char* const default_mix = "slow:1,hello,silent,hello,reset,hello,slow:2,hello";
 
 bool parse_decimal(const std::string& text, double& value) {
     if (text.empty() || text == "." || text.size() > 30 ||
@@ -184,6 +190,63 @@ bool is_address(const std::string& text) {
            ::inet_pton(AF_INET6, text.c_str(), &address) == 1;
 }
 
+namespace {
+
+// mix's LIST: scenarios separated by commas, each as --scenario takes it
+// (not mix itself), at most most_mix_items of them.
+bool parse_mix(const std::string& list, Scenario& scenario, std::string& error) {
+    std::size_t at = 0;
+    for (;;) {
+        std::size_t comma = list.find(',', at);
+        std::string item =
+            list.substr(at, comma == std::string::npos ? std::string::npos : comma - at);
+        Scenario one;
+        if (item.empty()) {
+            error = "scenario mix: '" + net::printable(list) + "' has an empty item";
+            return false;
+        }
+        if (item.compare(0, 3, "mix") == 0 && (item.size() == 3 || item[3] == ':')) {
+            error = "scenario mix: a mix cannot contain a mix";
+            return false;
+        }
+        if (!parse_scenario(item, one, error)) {
+            error = "scenario mix: " + error;
+            return false;
+        }
+        scenario.items.push_back(one);
+        if (scenario.items.size() > most_mix_items) {
+            error = "scenario mix: more than " + std::to_string(most_mix_items) + " items";
+            return false;
+        }
+        if (comma == std::string::npos) return true;
+        at = comma + 1;
+    }
+}
+
+// How a mix item is written: "slow:1", "reset".
+std::string scenario_name(const Scenario& scenario) {
+    std::string name = scenario_names[scenario.kind];
+    switch (scenario.kind) {
+        case Scenario::slow: {
+            char seconds[32];
+            std::snprintf(seconds, sizeof seconds, "%g", scenario.seconds);
+            return name + ":" + seconds;
+        }
+        case Scenario::drip:
+            return name + ":" + std::to_string(scenario.count);
+        case Scenario::big:
+            return name + ":" + std::to_string(scenario.mebibytes);
+        case Scenario::truncate:
+        case Scenario::chunked:
+            return scenario.cut == Scenario::no_cut ? name
+                                                    : name + ":" + std::to_string(scenario.cut);
+        default:
+            return name;
+    }
+}
+
+}  // namespace
+
 bool parse_scenario(const std::string& text, Scenario& scenario, std::string& error) {
     std::size_t colon = text.find(':');
     std::string name = text.substr(0, colon);
@@ -199,6 +262,8 @@ bool parse_scenario(const std::string& text, Scenario& scenario, std::string& er
     }
     scenario = Scenario{};
     scenario.kind = static_cast<Scenario::Kind>(kind);
+    if (scenario.kind == Scenario::mix)
+        return parse_mix(has_argument ? argument : default_mix, scenario, error);
 
     double value = 0;
     bool takes_argument = kind == Scenario::slow || kind == Scenario::drip ||
@@ -266,6 +331,7 @@ struct Server::Connection {
     };
     net::socket_t fd = net::invalid_socket;
     std::string client;  // "127.0.0.1:51234"
+    const Scenario* scenario = nullptr;  // the server's, or for mix, this connection's item
     Phase phase = head;
     Clock::time_point deadline;
     std::string head_text;  // head: the request head so far
@@ -566,7 +632,14 @@ bool Server::accept_new(std::vector<std::unique_ptr<Connection>>& connections) {
         auto c = std::make_unique<Connection>();
         c->fd = fd;
         c->client = std::move(client);
-        if (scenario_.kind == Scenario::echo) c->phase = Connection::echo;
+        c->scenario = &scenario_;
+        if (scenario_.kind == Scenario::mix) {
+            c->scenario = &scenario_.items[(number - 1) % scenario_.items.size()];
+            event("scenario", c->client,
+                  "scenario mix: connection " + std::to_string(number) + " gets " +
+                      scenario_name(*c->scenario));
+        }
+        if (c->scenario->kind == Scenario::echo) c->phase = Connection::echo;
         c->deadline = after(limits_.header_timeout);
         // The request usually arrives with the connection: read it now, and
         // wait (for it, or for room to send) only if it has not.
@@ -740,8 +813,8 @@ void Server::on_deadline(Connection& c) {
             return;
         }
         case Connection::pause:  // slow's wait is over, or drip's next piece is due
-            c.release = std::min(c.out.size(), scenario_.kind == Scenario::drip
-                                                   ? c.release + scenario_.count
+            c.release = std::min(c.out.size(), c.scenario->kind == Scenario::drip
+                                                   ? c.release + c.scenario->count
                                                    : c.out.size());
             c.phase = Connection::send;
             c.deadline = after(limits_.send_timeout);
@@ -773,7 +846,8 @@ void Server::on_request(Connection& c) {
               (request.http09 ? " (HTTP/0.9)" : ""));
     c.out = hello_response(request);
     c.phase = Connection::send;
-    switch (scenario_.kind) {
+    const Scenario& scenario = *c.scenario;
+    switch (scenario.kind) {
         case Scenario::silent:
             event("scenario", c.client,
                   "scenario silent: not answering; closing in " + chapter::seconds_text(limits_.silent_hold));
@@ -796,31 +870,31 @@ void Server::on_request(Connection& c) {
             return finish(c);
         case Scenario::slow:
             c.phase = Connection::pause;
-            c.deadline = after(scenario_.seconds);
+            c.deadline = after(scenario.seconds);
             return;
         case Scenario::drip:
-            c.release = std::min<std::size_t>(c.out.size(), scenario_.count);
+            c.release = std::min<std::size_t>(c.out.size(), scenario.count);
             break;
         case Scenario::truncate:
             // A promise it does not keep: the client must notice.
             c.out = request.http09 ? "" : response_head(truncate_promise);
-            c.out += big_block().substr(0, static_cast<std::size_t>(scenario_.cut));
+            c.out += big_block().substr(0, static_cast<std::size_t>(scenario.cut));
             event("scenario", c.client,
-                  "scenario truncate: " + std::to_string(scenario_.cut) + " of " +
+                  "scenario truncate: " + std::to_string(scenario.cut) + " of " +
                       std::to_string(truncate_promise) + " body bytes, then close");
             break;
         case Scenario::chunked:
             c.out = request.http09 ? hello_body(request)
-                                   : chunked_response(hello_body(request), scenario_.cut);
+                                   : chunked_response(hello_body(request), scenario.cut);
             break;
         case Scenario::big:
-            c.out = request.http09 ? "" : response_head(scenario_.mebibytes * mebibyte);
-            c.big_left = scenario_.mebibytes * mebibyte;
+            c.out = request.http09 ? "" : response_head(scenario.mebibytes * mebibyte);
+            c.big_left = scenario.mebibytes * mebibyte;
             break;
         default:
             break;
     }
-    if (scenario_.kind != Scenario::drip) c.release = c.out.size();
+    if (scenario.kind != Scenario::drip) c.release = c.out.size();
     c.deadline = after(limits_.send_timeout);
     send_some(c);
 }
@@ -879,7 +953,7 @@ void Server::sent_all(Connection& c) {
         return;
     }
     if (c.big_at > 0 && c.big_left == 0)
-        event("scenario", c.client, "sent " + std::to_string(scenario_.mebibytes) + " MiB");
+        event("scenario", c.client, "sent " + std::to_string(c.scenario->mebibytes) + " MiB");
     finish(c);
 }
 

@@ -152,6 +152,9 @@ bool is_timed_out(int err) {
 bool fits_in_fd_set(socket_t) {
     return true;
 }
+bool select_can_watch(socket_t, std::size_t watched) {
+    return watched < FD_SETSIZE;
+}
 
 Startup::Startup() {
     WSADATA data;
@@ -262,6 +265,9 @@ bool is_timed_out(int err) {
 }
 bool fits_in_fd_set(socket_t fd) {
     return fd >= 0 && fd < FD_SETSIZE;
+}
+bool select_can_watch(socket_t fd, std::size_t) {
+    return fits_in_fd_set(fd);
 }
 
 // Writing to a pipe whose reader is gone raises SIGPIPE, which kills the

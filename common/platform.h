@@ -143,6 +143,11 @@ bool is_timed_out(int err);    // what a kernel timeout (SO_RCVTIMEO) reports: E
 // FD_SETSIZE bits, so fd must be < FD_SETSIZE; a Winsock fd_set is a list of
 // up to FD_SETSIZE handles, so any single socket fits.
 bool fits_in_fd_set(socket_t fd);
+// Can select() watch `fd` as well as `watched` other sockets? POSIX: only when
+// fd < FD_SETSIZE, however few are watched. Winsock: an fd_set is a list of at
+// most FD_SETSIZE sockets (64, unless the program defines FD_SETSIZE before
+// including winsock2.h, as Microsoft's select() page says), whatever their values.
+bool select_can_watch(socket_t fd, std::size_t watched);
 
 // "127.0.0.1:8080" or "[::1]:8080" for a socket address.
 std::string address_text(const sockaddr* addr);

@@ -409,7 +409,7 @@ def check_failure(ctx, program, args, pattern, bound):
 # Arguments every generic case adds for a chapter: chapter 2 runs all four
 # modes without --mode, so the generic cases exercise one; chapter2_cases()
 # covers every mode.
-BASE_ARGS = {"chapter2": ["--mode", "deadline"]}
+BASE_ARGS = {"chapter2": ["--mode", "deadline"], "chapter5": ["--connections", "1"]}
 # The generic cases that rely on the default scenario expect `hello`.
 DEFAULT_SCENARIO = {}
 
@@ -930,6 +930,237 @@ def chapter3_cases():
         case("chapter3:bad-input:" + name)(bad)
 
 
+# ---------------------------------------------------- chapter 5: many connections at once
+
+# One line per connection on stdout: "3 ok 127 bytes 0.002 s", or
+# "7 failed 0 bytes 0.501 s recv: no data for 0.5 s".
+CONNECTION_LINE = re.compile(r"^(\d+) (ok|failed) (\d+) bytes (\d+\.\d{3}) s(?: (.+))?$")
+# What a reset looks like: Wine reports a reset only to a recv already waiting
+# when it arrives; after poll or select woke first, the next recv returns 0.
+RESET = r"recv: (.*\((WSA)?ECONNRESET\)|the server closed the connection without answering)"
+
+
+def connection_lines(run, count):
+    """{index: (outcome, bytes, seconds, error)} from the run's stdout, checked."""
+    lines = run.stdout.decode(errors="replace").splitlines()
+    expect(len(lines) == count, "%d lines on stdout, expected %d:\n%s" % (len(lines), count, "\n".join(lines[:20])))
+    found = {}
+    for line in lines:
+        match = CONNECTION_LINE.match(line)
+        expect(match, "not a connection line: %r" % line)
+        index = int(match.group(1))
+        expect(index not in found, "connection %d has two lines" % index)
+        found[index] = (match.group(2), int(match.group(3)), float(match.group(4)), match.group(5) or "")
+    expect(sorted(found) == list(range(1, count + 1)), "indexes %s" % sorted(found)[:20])
+    return found
+
+
+def chapter5_cases():
+    if "chapter5" not in chapters():
+        return
+
+    @case("chapter5:lines")
+    def lines(ctx):
+        run = ctx.run("chapter5", ["--connections", "6", "--quiet"], 10)
+        expect(run.rc == 0, run.describe())
+        for index, (outcome, size, _, error) in connection_lines(run, 6).items():
+            expect(outcome == "ok" and size == len(hello_response()) and error == "",
+                   "connection %d: %s %d %r" % (index, outcome, size, error))
+
+    @case("chapter5:narration")
+    def narration(ctx):
+        run = ctx.run("chapter5", ["--connections", "3", "--wait", "select"], 10)
+        expect(run.rc == 0, run.describe())
+        for text in (r"3 connections on one thread, waiting with select\(\)",
+                     r"wait 1: 3 in flight, \d ready after",
+                     r"connection 2: HTTP/1\.1 200 OK; the response ended at its Content-Length: 43 body bytes",
+                     r"3 complete, 0 failed in \d+\.\d+ s; \d+ waits, watching \d+ sockets in all, for \d+ ready reports \(at most \d at once\); \d+ connect, getsockopt, send and recv calls"):
+            expect(re.search(text, run.stderr), "no %r in:\n%s" % (text, run.stderr))
+
+    for wait in ("poll", "select"):
+        @case("chapter5:trace-" + wait)
+        def trace(ctx, wait=wait):
+            run = ctx.run("chapter5", ["--connections", "2", "--wait", wait, "--trace", "--quiet"], 10)
+            expect(run.rc == 0, run.describe())
+            call = r"^  select\(\d+, \d readfds, \d writefds, \d exceptfds, \d+ ms\) = [12]$" if wait == "select" \
+                else r"^  poll\([12] fds, \d+ ms\) = [12]$"
+            for pattern in (call, r"^  connect\(\d+, 127\.0\.0\.1:\d+\) = ", r"^  getsockopt\(\d+, SO_ERROR\) = 0, value 0 \(connected\)$"):
+                expect(re.search(pattern, run.stderr, re.M), "no trace line %r in:\n%s" % (pattern, run.stderr))
+
+    # Every scenario at once, one per connection: each ends as it would alone,
+    # and none holds up another. Connection k meets item k (the server counts
+    # its connections in the order it accepts them, which on loopback is the
+    # order we connect them); the outcomes are checked as a whole too.
+    every = [("hello", "ok", ""), ("slow:0.3", "ok", ""), ("drip:64", "ok", ""), ("big:1", "ok", ""),
+             ("chunked", "ok", ""), ("silent", "failed", r"recv: no data for 0\.5 s"), ("reset", "failed", RESET),
+             ("close", "failed", r"recv: the server closed the connection without answering"),
+             ("truncate", "failed", r"response truncated: 1000 of 1048576 body bytes \(the server closed early\)"),
+             ("chunked:10", "failed", r"response truncated: 10 body bytes in 4 chunks, and no last chunk \(the server closed early\)"),
+             # The request echoed back has no status line: an HTTP/0.9 body, which
+             # ends at the server's FIN, which echo sends only after ours.
+             ("echo", "failed", r"recv: no data for 0\.5 s")]
+    for wait in ("poll", "select"):
+        @case("chapter5:every-scenario-" + wait)
+        def every_scenario(ctx, wait=wait):
+            scenario = "mix:" + ",".join(item for item, _, _ in every)
+            run = ctx.run("chapter5", ["--connections", str(len(every)), "--scenario", scenario, "--timeout", "0.5", "--wait", wait], 10)
+            expect(run.rc == 1, "expected exit 1: " + run.describe())
+            expect(run.seconds < 1.5 + ctx.slack, "took %.2f s: the silent peer's 0.5 s should bound the run" % run.seconds)
+            found = connection_lines(run, len(every))
+            for index, (item, outcome, error) in enumerate(every, 1):
+                got = found[index]
+                expect(got[0] == outcome and re.fullmatch(error or "", got[3]),
+                       "connection %d (%s): %s %r, expected %s %r" % (index, item, got[0], got[3], outcome, error))
+            fast = [found[i][2] for i, (item, outcome, _) in enumerate(every, 1) if outcome == "ok" and not item.startswith("slow")]
+            expect(max(fast) < 0.25, "the fast peers took up to %.3f s: held up by the slow or silent ones?" % max(fast))
+            expect(0.3 <= found[2][2] < 0.45, "slow:0.3 took %.3f s" % found[2][2])
+            expect(run.error_line() == "chapter5: 6 of 11 connections failed", "error line %r" % run.error_line())
+
+    @case("chapter5:slow-peer-does-not-hold-up-the-rest")
+    def slow_peer(ctx):
+        run = ctx.run("chapter5", ["--connections", "8", "--scenario", "mix:slow:0.4,hello,hello,hello", "--quiet"], 10)
+        expect(run.rc == 0, run.describe())
+        found = connection_lines(run, 8)
+        order = [int(line.split()[0]) for line in run.stdout.decode().splitlines()]
+        expect(sorted(order[-2:]) == [1, 5], "the slow connections 1 and 5 should end last: order %s" % order)
+        expect(all(found[i][2] < 0.2 for i in (2, 3, 4, 6, 7, 8)), "times %s" % {i: f[2] for i, f in found.items()})
+
+    @case("chapter5:max-time")
+    def max_time(ctx):
+        run = ctx.run("chapter5", ["--connections", "4", "--scenario", "mix:hello,silent", "--max-time", "0.5"], 10)
+        expect(run.rc == 1, run.describe())
+        found = connection_lines(run, 4)
+        for index in (1, 3):
+            expect(found[index][0] == "ok", "connection %d: %s" % (index, found[index]))
+        for index in (2, 4):
+            expect(found[index][3] == "--max-time: no complete response within 0.5 s", "connection %d: %s" % (index, found[index]))
+        expect(run.seconds < 1.5 + ctx.slack, "took %.2f s" % run.seconds)
+
+    @case("chapter5:refused-all")
+    def refused_all(ctx):
+        port = unused_port()
+        run = ctx.run("chapter5", ["--connections", "3", "127.0.0.1", str(port)], 10)
+        expect(run.rc == 1, run.describe())
+        for index, got in connection_lines(run, 3).items():
+            expect(got[0] == "failed" and re.fullmatch(r"connect 127\.0\.0\.1:%d: .*\((WSA)?ECONNREFUSED\)" % port, got[3]),
+                   "connection %d: %s" % (index, got))
+        expect(run.error_line() == "chapter5: 3 of 3 connections failed", "error line %r" % run.error_line())
+
+    @case("chapter5:refused-among-good")
+    def refused_among_good(ctx):
+        # A listener with room for two connections in its accept queue: the
+        # first two connects complete; the other SYNs are dropped while the
+        # queue is full, and sent again after a second (Linux's first
+        # retransmission). By then we have taken the two, closed the listener
+        # and answered them: the late SYNs meet a closed port and are refused.
+        listener = socket.socket()
+        listener.bind(("127.0.0.1", 0))
+        listener.listen(1)  # Linux queues backlog + 1 connections
+        port = listener.getsockname()[1]
+
+        def serve():
+            ready, _, _ = select.select([listener], [], [], 10)
+            time.sleep(0.2)  # every connect has been tried by now
+            listener.setblocking(False)
+            taken = []
+            while True:
+                try:
+                    taken.append(listener.accept()[0])
+                except BlockingIOError:
+                    break
+            listener.close()
+            for conn in taken:
+                with conn:
+                    conn.settimeout(5)
+                    head = b""
+                    while b"\r\n\r\n" not in head:
+                        head += conn.recv(4096)
+                    conn.sendall(hello_response())
+        threading.Thread(target=serve, daemon=True).start()
+        run = ctx.run("chapter5", ["--connections", "4", "--timeout", "3", "127.0.0.1", str(port)], 10)
+        expect(run.rc == 1, run.describe())
+        found = connection_lines(run, 4)
+        refused = r"connect 127\.0\.0\.1:%d: .*\((WSA)?ECONNREFUSED\)" % port
+        for index in (1, 2):
+            expect(found[index][0] == "ok" and found[index][1] == len(hello_response()), "connection %d: %s" % (index, found[index]))
+        for index in (3, 4):
+            expect(found[index][0] == "failed" and re.fullmatch(refused, found[index][3]), "connection %d: %s" % (index, found[index]))
+            expect(found[index][2] > max(found[1][2], found[2][2]), "the refusals came before the answers: %s" % found)
+        expect(run.error_line() == "chapter5: 2 of 4 connections failed", "error line %r" % run.error_line())
+
+    @case("chapter5:output-dir")
+    def output_dir(ctx):
+        with tempfile.TemporaryDirectory() as directory:
+            run = ctx.run("chapter5", ["--connections", "3", "--scenario", "big:1", "--output", directory, "--quiet"], 20)
+            expect(run.rc == 0, run.describe())
+            connection_lines(run, 3)
+            expect(sorted(os.listdir(directory)) == ["response-1", "response-2", "response-3"], "files: %s" % os.listdir(directory))
+            for name in os.listdir(directory):
+                with open(os.path.join(directory, name), "rb") as f:
+                    expect(f.read() == big_response(1), "%s is not the response, byte for byte" % name)
+
+    @case("chapter5:output-dir-one-connection")
+    def output_one(ctx):
+        with tempfile.TemporaryDirectory() as directory:
+            run = ctx.run("chapter5", ["--connections", "1", "--output", directory, "--quiet"], 10)
+            expect(run.rc == 0, run.describe())
+            connection_lines(run, 1)
+            with open(os.path.join(directory, "response-1"), "rb") as f:
+                expect(f.read() == hello_response(), "response-1 differs")
+
+    def many(ctx, count):
+        """Run with `count` connections; raise our descriptor limit for them
+        first (the chapter raises its soft limit to the hard one itself)."""
+        if not ctx.emulator:
+            soft, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
+            if hard < 3 * count:
+                raise Skipped("the descriptor limit (%d) is too low for %d connections" % (hard, count))
+        return count
+
+    @case("chapter5:beyond-fd-setsize-poll")
+    def beyond_poll(ctx):
+        count = many(ctx, 1100)
+        run = ctx.run("chapter5", ["--connections", str(count), "--wait", "poll", "--quiet"], 30)
+        expect(run.rc == 0, run.describe())
+        found = connection_lines(run, count)
+        expect(all(got[0] == "ok" for got in found.values()), "failed: %s" % [i for i, got in found.items() if got[0] != "ok"][:10])
+
+    @case("chapter5:beyond-fd-setsize-select")
+    def beyond_select(ctx):
+        count = many(ctx, 1100)
+        run = ctx.run("chapter5", ["--connections", str(count), "--wait", "select", "--quiet"], 30)
+        expect(run.rc == 1, run.describe())
+        found = connection_lines(run, count)
+        failed = [got for got in found.values() if got[0] == "failed"]
+        expect(failed and len(failed) < count, "%d of %d failed" % (len(failed), count))
+        wall = (r"select: descriptor \d+ is beyond FD_SETSIZE \(1024\); select\(\) cannot watch it \(--wait poll can\)"
+                r"|select: 64 sockets already fill an fd_set \(FD_SETSIZE 64 on Windows\); select\(\) cannot watch it \(--wait poll can\)")
+        for got in failed:
+            expect(re.fullmatch(wall, got[3]), "a failure other than the FD_SETSIZE wall: %r" % (got,))
+        expect(re.fullmatch(r"chapter5: %d of %d connections failed \(%d of them beyond select\(\)'s FD_SETSIZE: use --wait poll\)"
+                            % (len(failed), count, len(failed)), run.error_line()), "error line %r" % run.error_line())
+
+    for name, args in {"connections-zero": ["--connections", "0"],
+                       "connections-text": ["--connections", "abc"],
+                       "connections-negative": ["--connections", "-3"],
+                       "connections-fraction": ["--connections", "2.5"],
+                       "connections-too-many": ["--connections", "100001"],
+                       "connections-empty": ["--connections="],
+                       "wait-unknown": ["--wait", "epoll"],
+                       "wait-missing": ["--wait"],
+                       "output-missing-dir": ["--output", "/nonexistent/chapter5-out"],
+                       "output-is-a-file": ["--output", os.path.abspath(__file__)],
+                       "mix-empty-item": ["--scenario", "mix:hello,,reset"],
+                       "mix-in-mix": ["--scenario", "mix:hello,mix"],
+                       "mix-bad-item": ["--scenario", "mix:slow:soon"]}.items():
+        def bad(ctx, args=args):
+            run = ctx.run("chapter5", args, 10)
+            expect(run.rc == 2, "%r: expected exit 2: %s" % (args, run.describe()))
+            expect(run.stdout == b"", "%r wrote to stdout" % args)
+            expect(run.stderr.startswith("chapter5: ") and "usage: chapter5" in run.stderr, "%r: %s" % (args, run.describe()))
+        case("chapter5:bad-input:" + name)(bad)
+
+
 # ------------------------------------------- the tutorial's program, corrected, in Python
 
 def select_client_cases():
@@ -1348,6 +1579,7 @@ def main():
         chapter3_cases()
     if "chapter4" in chapters():
         chapter4_cases()
+    chapter5_cases()
     select_client_cases()
     if options.list:
         print("\n".join(sorted(CASES)))

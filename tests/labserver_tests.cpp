@@ -122,6 +122,29 @@ TEST_CASE("reset-scenario-sends-rst-and-close-sends-fin") {
                                           " bytes, error " + harness::describe(error));
 }
 
+TEST_CASE("mix-gives-each-connection-its-item") {
+    // Connection k gets item k of the list, round and round: 1 and 4 hello,
+    // 2 chunked, 3 close.
+    Running r("mix:hello,chunked,close");
+    std::string hello = fetch(r.server.port(), get_root);
+    EXPECT(hello.find("Content-Length: 43\r\n") != std::string::npos, "1st: " + hello);
+    std::string chunked = fetch(r.server.port(), get_root);
+    EXPECT(chunked.find("Transfer-Encoding: chunked\r\n") != std::string::npos, "2nd: " + chunked);
+    int error = -1;
+    std::string closed = fetch(r.server.port(), get_root, &error);
+    EXPECT(closed.empty() && error == 0, "3rd: " + closed + ", error " + harness::describe(error));
+    EXPECT(fetch(r.server.port(), get_root) == hello, "4th: not the hello answer again");
+    lab::Scenario s;
+    std::string why;
+    EXPECT(!lab::parse_scenario("mix:hello,mix", s, why) &&
+               why.find("mix cannot contain") != std::string::npos,
+           why);
+    EXPECT(!lab::parse_scenario("mix:hello,,reset", s, why) &&
+               why.find("empty item") != std::string::npos,
+           why);
+    EXPECT(lab::parse_scenario("mix", s, why) && s.items.size() == 8, why);
+}
+
 TEST_CASE("echo-until-half-close") {
     Running r("echo");
     net::Socket sock = connect_to(r.server.port());
