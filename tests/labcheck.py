@@ -187,7 +187,7 @@ def program_path(options, name):
 
 def graded(options, lab, name):
     """Grade a built program; return (passed, counted, everything printed)."""
-    command = [sys.executable, os.path.abspath(__file__), "--lab", str(lab),
+    command = [sys.executable, "-S", os.path.abspath(__file__), "--lab", str(lab),
                "--program", program_path(options, name), "--emulator", options.emulator,
                "--slack", str(options.slack)]
     done = subprocess.run(command, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, timeout=600)
