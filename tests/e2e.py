@@ -1004,7 +1004,7 @@ def chapter5_cases():
         @case("chapter5:every-scenario-" + wait)
         def every_scenario(ctx, wait=wait):
             scenario = "mix:" + ",".join(item for item, _, _ in every)
-            run = ctx.run("chapter5", ["--connections", str(len(every)), "--scenario", scenario, "--timeout", "0.5", "--wait", wait], 10)
+            run = ctx.run("chapter5", ["--connections", str(len(every)), "--scenario", scenario, "--timeout", "0.5", "--wait", wait], 4)
             expect(run.rc == 1, "expected exit 1: " + run.describe())
             expect(run.seconds < 1.5 + ctx.slack, "took %.2f s: the silent peer's 0.5 s should bound the run" % run.seconds)
             found = connection_lines(run, len(every))

@@ -80,6 +80,20 @@ CHECKS = {
         ("a refused connection: connect's error, exit 1", "chapter4:refused"),
         ("a silent server: recv gives up after --timeout", "chapter4:silent"),
     ],
+    5: [
+        ("offline, one connection: the built-in lab server's answer, byte for byte", "chapter5:hello"),
+        ("six connections: one line each on stdout, every one ok", "chapter5:lines"),
+        ("a 16 MiB download over one connection, byte for byte", "chapter5:big"),
+        ("--output: three 1 MiB responses, one file each, byte for byte", "chapter5:output-dir"),
+        ("every scenario at once, with poll: each connection ends as it would alone", "chapter5:every-scenario-poll"),
+        ("every scenario at once, with select", "chapter5:every-scenario-select"),
+        ("a slow peer does not hold up the others", "chapter5:slow-peer-does-not-hold-up-the-rest"),
+        ("a refused port: connect's error on every connection's line, exit 1", "chapter5:refused-all"),
+        ("a name that does not resolve: getaddrinfo's error, exit 1", "chapter5:unresolvable"),
+        ("1,100 connections with poll, past FD_SETSIZE: all complete", "chapter5:beyond-fd-setsize-poll"),
+        ("1,100 connections with select: the FD_SETSIZE wall, named, for those past it", "chapter5:beyond-fd-setsize-select"),
+        ("--trace shows one poll for every connection in flight", "chapter5:trace-poll"),
+    ],
 }
 
 # Typical mistakes: (lab, what the student did, edits to the reference
@@ -107,6 +121,10 @@ MISTAKES = {
         4, "SO_LINGER {off, 0}: close sends a FIN, not a reset",
         [("abort_on_close.l_onoff = 1;", "abort_on_close.l_onoff = 0;")],
         "chapter4:close-linger0"),
+    "blocking-sockets-in-the-loop": (
+        5, "the event loop's sockets left blocking: a recv that waits for a dripping peer stops them all",
+        [("if (net::set_nonblocking(sock.get(), true) != 0) {", "if (net::set_nonblocking(sock.get(), false) != 0) {")],
+        "chapter5:every-scenario-poll"),
 }
 # Where a check cannot catch a mistake: under Wine an abortive close
 # sometimes reaches the server as a FIN, so the linger0 check accepts a FIN
@@ -123,6 +141,7 @@ def register_cases():
     e2e.chapter2_cases()
     e2e.chapter3_cases()
     e2e.chapter4_cases()
+    e2e.chapter5_cases()
 
 
 def indented(text, lines=14):
@@ -270,7 +289,7 @@ def main():
     if options.lab:
         program = options.program or "./lab%d" % options.lab
         if not os.path.exists(program):
-            print("labcheck: no program %s (build it: make lab%d)" % (program, options.lab))
+            print("labcheck: no program %s here (build it first: make lab%d builds ./lab%d)" % (program, options.lab, options.lab))
             return 2
         passed, counted = grade(options.lab, program, options.emulator, options.slack)
         return 0 if passed == counted else 1

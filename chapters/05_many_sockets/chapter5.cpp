@@ -264,6 +264,7 @@ void start_connect(Loop& loop, Connection& c) {
 // tells. Before Windows 10 version 2004, WSAPoll never reported a refused
 // connect at all; there the connection waits out its --timeout.
 void connect_ended(Loop& loop, Connection& c) {
+    // lab step 1: ask SO_ERROR how the connect ended; connected: send; failed: next address
     int so_error = 0;
     socklen_t length = sizeof so_error;
     ++loop.calls;
@@ -292,6 +293,7 @@ void connect_ended(Loop& loop, Connection& c) {
 // [claim:nonblocking-send-partial-then-would-block]: then the loop waits for
 // writability and we go on where we stopped (c.sent).
 void send_request(Loop& loop, Connection& c) {
+    // lab step 2: send what the socket takes now; when it would block, return and wait
     c.state = State::sending;
     while (c.sent < loop.request.size()) {
         ++loop.calls;
@@ -321,6 +323,7 @@ void send_request(Loop& loop, Connection& c) {
 // to waiting. This is why an event loop's sockets must be non-blocking: a
 // blocking recv here would stop every other connection.
 void receive(Loop& loop, Connection& c) {
+    // lab step 3: recv until it would block or the response is complete; a ready report can lie
     bool first = true;
     for (;;) {
         ++loop.calls;
@@ -403,6 +406,7 @@ bool wants_to_write(const Connection& c) {
 // where Windows reports a failed connect.
 int wait_with_select(std::vector<Connection*>& in_flight, int timeout_ms,
                      std::vector<Connection*>& ready) {
+    // lab step 4: build the three sets, select() until the nearest deadline, collect the ready
     fd_set readable, writable, failed;
     FD_ZERO(&readable);
     FD_ZERO(&writable);
@@ -449,6 +453,7 @@ int wait_with_select(std::vector<Connection*>& in_flight, int timeout_ms,
 // ready (epoll and kqueue end that; see the README).
 int wait_with_poll(Loop& loop, std::vector<Connection*>& in_flight, int timeout_ms,
                    std::vector<Connection*>& ready) {
+    // lab step 5: fill poll's array, poll() until the nearest deadline, collect the ready
     std::vector<net::pollfd_t>& fds = loop.poll_list;
     fds.resize(in_flight.size());
     for (std::size_t i = 0; i < in_flight.size(); ++i) {

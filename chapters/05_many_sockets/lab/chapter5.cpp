@@ -1,0 +1,539 @@
+// Lab 5 starter: chapter 5 with its socket work taken out (see ../README.md).
+//
+// Write the TODO steps, in order, where they are; leave the rest of the file
+// as it is. Build and grade from the repository's root folder:
+//
+//   make lab5 && ./lab5       runs, and stops at the first step not written
+//   make check-lab5             numbered checks of your program, and a score
+//
+// (Made from ../chapter5.cpp by tests/lab_starters.py --write.)
+//
+// Chapter 5 - many connections on one thread: what non-blocking sockets are for.
+//
+// The tutorial puts one socket on a thread of its own and makes it
+// non-blocking. One socket does not need that: a blocking socket with a
+// timeout does the same job (chapter 2). Non-blocking sockets exist for the
+// next step: one thread that serves many connections at once, each at its own
+// pace, none holding up the others. No call may ever wait for one connection,
+// so each connection keeps its own state, and the thread waits in one call
+// for any of them:
+//
+// clang-format off
+//   state        waits for                    when it is ready
+//   -----------  ---------------------------  -------------------------------------------
+//   connecting   writable (or an error)       SO_ERROR 0: sending; an error: the next
+//                                             address, or failed
+//   sending      writable                     send what fits; all sent: receiving
+//   receiving    readable                     recv until it would block; the response
+//                                             complete: done
+//   done/failed  nothing: closed, its line printed
+// clang-format on
+//
+// Every connection has its own deadline, --timeout after its last progress,
+// and --max-time bounds the whole run. The loop, one thread:
+//
+//   1. say what each connection in flight waits for (its state decides)
+//   2. wait, in select() or poll() (--wait), for any of them or the nearest deadline
+//   3. step each ready connection as far as it goes without blocking
+//   4. fail each connection whose deadline has passed: only that one
+//
+// Run it:  make chapter5 && ./chapter5
+//          ./chapter5 --connections 8 --scenario mix --timeout 2   (slow, silent and reset
+//                                                       peers: the others finish first)
+//          ./chapter5 --connections 1100 --wait select --quiet     (the FD_SETSIZE wall)
+
+#include "chapter.h"
+#include "platform.h"
+#include "response.h"
+#include "trace.h"
+
+#include <algorithm>
+#include <cerrno>
+#include <chrono>
+#include <cstdint>
+#include <cstdio>
+#include <cstdlib>
+#include <cstring>
+#include <filesystem>
+#include <string>
+#include <vector>
+
+using chapter::Failure;
+using chapter::narrate;
+using chapter::Options;
+using Clock = std::chrono::steady_clock;
+
+namespace {
+
+constexpr std::size_t buffer_size = 64 * 1024;  // one buffer, shared by every connection
+constexpr unsigned long most_connections = 100000;
+constexpr unsigned long narrate_each_up_to = 10;  // more: a summary instead of a line each
+
+std::string connections_text;  // --connections, checked in main
+std::string wait_text;         // --wait
+std::string output_dir;        // --output
+
+const chapter::Program program = {
+    "chapter5",
+    "Chapter 5: many connections on one thread, with non-blocking sockets and select() or "
+    "poll().",
+    "hello",
+    {{"connections", "N",
+      "connections at once, 1 to 100000 (default 5); with more than 1, stdout gets one line "
+      "per connection: INDEX ok|failed BYTES bytes SECONDS s [ERROR]",
+      &connections_text, nullptr},
+     {"wait", "select|poll",
+      "the waiting call (default poll); select cannot watch a descriptor beyond FD_SETSIZE",
+      &wait_text, nullptr},
+     {"output", "DIR",
+      "write the response of connection K to DIR/response-K; stdout gets the lines", &output_dir,
+      nullptr}}};
+
+enum class State { connecting, sending, receiving, done, failed };
+
+// One connection: all the loop knows about it. No response is kept: the
+// bytes go out (stdout, a file, or nowhere) as they arrive, and the
+// ResponseReader keeps only the line it is reading. A few hundred bytes each.
+struct Connection {
+    unsigned long index = 0;  // 1..N, as printed
+    State state = State::connecting;
+    net::Socket sock;
+    const addrinfo* address = nullptr;  // the address being tried
+    Clock::time_point started, deadline;
+    std::size_t sent = 0;  // bytes of the request sent
+    chapter::ResponseReader response;
+    std::FILE* file = nullptr;  // --output: open while bytes arrive
+    std::string error;          // why it failed (or why the last address failed)
+};
+
+// What the loop shares between its steps: the options, the one receive
+// buffer, and the counts the narration reports.
+struct Loop {
+    explicit Loop(const Options& options) : options(options) {}
+    const Options& options;
+    bool use_select = false;
+    bool lines = false;         // stdout gets one line per connection
+    bool narrate_each = false;  // narrate every connection (a few of them)
+    std::string request;
+    std::vector<char> buffer = std::vector<char>(buffer_size);
+    std::vector<net::pollfd_t> poll_list;  // poll's array, kept so it is not allocated each time
+    std::size_t in_flight = 0, complete = 0, failed = 0, beyond_fd_setsize = 0;
+    std::uint64_t waits = 0, watched = 0, ready_reports = 0, most_ready = 0, calls = 0,
+                  spurious = 0;
+    std::uint64_t bytes = 0;
+};
+
+// A connection's deadline: --timeout from now, renewed at each bit of
+// progress. (--max-time is the loop's, for all of them.)
+Clock::time_point idle_deadline(const Options& options) {
+    return Clock::now() + std::chrono::duration_cast<Clock::duration>(
+                              std::chrono::duration<double>(options.timeout));
+}
+
+// A failed write to stdout ends the whole run (exit 1), not one connection.
+struct StdoutFailed {
+    Failure failure;
+};
+
+void write_out(const char* data, std::size_t size) {
+    try {
+        chapter::write_stdout(data, size);
+    } catch (const Failure& failure) {
+        throw StdoutFailed{failure};
+    }
+}
+
+// "connection 3: ..." narration, only for a few connections.
+void say(const Loop& loop, const Connection& c, const std::string& text) {
+    if (loop.narrate_each) narrate(loop.options, "connection %lu: %s", c.index, text.c_str());
+}
+
+// ---------------------------------------------------------------------------
+// The end of a connection: close it, print its line.
+
+// Line on stdout (with --connections above 1 or --output):
+//   3 ok 127 bytes 0.002 s
+//   7 failed 0 bytes 0.501 s recv: no data for 0.5 s
+void finish(Loop& loop, Connection& c, State how, const std::string& error = "") {
+    c.state = how;
+    if (!error.empty()) c.error = error;
+    if (c.sock.valid()) {
+        net::socket_t fd = c.sock.release();
+        traced(net::close_socket(fd), "close", fd);
+        --loop.in_flight;
+    }
+    if (c.file) std::fclose(c.file);
+    c.file = nullptr;
+    double seconds = chapter::seconds_since(c.started);
+    if (how == State::done) {
+        ++loop.complete;
+        say(loop, c,
+            (c.response.status_line().empty() ? "no status line" : c.response.status_line()) +
+                "; " + c.response.how_it_ended());
+    } else {
+        ++loop.failed;
+        say(loop, c, "failed: " + c.error);
+    }
+    if (!loop.lines) return;
+    char line[128];
+    std::snprintf(line, sizeof line, "%lu %s %llu bytes %.3f s", c.index,
+                  how == State::done ? "ok" : "failed",
+                  static_cast<unsigned long long>(c.response.bytes_taken()), seconds);
+    std::string text = line;
+    if (how == State::failed) text += " " + c.error;
+    text += "\n";
+    write_out(text.data(), text.size());
+}
+
+// Where the received bytes go: stdout (one connection), DIR/response-K
+// (--output), or nowhere (counted only). Written at once, never gathered.
+void deliver(Loop& loop, Connection& c, const char* data, std::size_t size) {
+    loop.bytes += size;
+    if (!output_dir.empty()) {
+        if (!c.file) {
+            std::string path = output_dir + "/response-" + std::to_string(c.index);
+            c.file = std::fopen(path.c_str(), "wb");
+            if (!c.file) throw Failure("open " + path, std::strerror(errno));
+            std::setvbuf(c.file, nullptr, _IONBF, 0);  // no stdio buffer holding our bytes
+        }
+        if (std::fwrite(data, 1, size, c.file) != size)
+            throw Failure("write " + output_dir + "/response-" + std::to_string(c.index),
+                          std::strerror(errno));
+    } else if (!loop.lines) {
+        write_out(data, size);
+    }
+}
+
+// ---------------------------------------------------------------------------
+// Steps: each does what the socket allows now, and returns without waiting.
+
+void send_request(Loop& loop, Connection& c);
+
+// Start a non-blocking connect to c.address, or to the next address if this
+// one fails at once. connect() returns -1 with EINPROGRESS (WSAEWOULDBLOCK
+// on Windows) while the handshake goes on, as in chapter 3; the loop then
+// waits for the socket to become writable, among all the others.
+void start_connect(Loop& loop, Connection& c) {
+    for (; c.address; c.address = c.address->ai_next) {
+        const addrinfo* a = c.address;
+        net::Socket sock(traced(::socket(a->ai_family, a->ai_socktype, a->ai_protocol), "socket",
+                                a->ai_family == AF_INET6 ? "AF_INET6" : "AF_INET", "SOCK_STREAM"));
+        if (!sock.valid()) {  // e.g. EMFILE: out of descriptors
+            c.error = Failure("socket", net::last_error()).what();
+            continue;
+        }
+        // An fd_set on POSIX is a bitmap of FD_SETSIZE (1024) bits: FD_SET
+        // on a larger descriptor writes past its end, so select() cannot
+        // watch it; on Windows an fd_set holds FD_SETSIZE (64) sockets.
+        // poll() has neither limit.
+        if (loop.use_select && !net::select_can_watch(sock.get(), loop.in_flight)) {
+            ++loop.beyond_fd_setsize;
+#ifdef _WIN32
+            std::string why = std::to_string(loop.in_flight) +
+                              " sockets already fill an fd_set (FD_SETSIZE " +
+                              std::to_string(FD_SETSIZE) + " on Windows)";
+#else
+            std::string why = "descriptor " + std::to_string(sock.get()) +
+                              " is beyond FD_SETSIZE (" + std::to_string(FD_SETSIZE) + ")";
+#endif
+            return finish(loop, c, State::failed,
+                          "select: " + why + "; select() cannot watch it (--wait poll can)");
+        }
+        net::no_sigpipe(sock.get());
+        if (net::set_nonblocking(sock.get(), true) != 0) {
+            c.error = Failure("set O_NONBLOCK", net::last_error()).what();
+            continue;
+        }
+        std::string where = net::address_text(a->ai_addr);
+        say(loop, c, "trying " + where);
+        ++loop.calls;
+        int rc = traced(::connect(sock.get(), a->ai_addr, static_cast<socklen_t>(a->ai_addrlen)),
+                        "connect", sock.get(), where);
+        int err = net::last_error();
+        if (rc != 0 && !net::is_in_progress(err)) {  // refused at once, unreachable...
+            c.error = Failure("connect " + where, err).what();
+            continue;
+        }
+        c.sock = std::move(sock);
+        ++loop.in_flight;
+        c.deadline = idle_deadline(loop.options);
+        c.state = State::connecting;
+        if (rc == 0) send_request(loop, c);  // connected at once: it happens on loopback
+        return;
+    }
+    finish(loop, c, State::failed,
+           c.error.empty() ? "connect " + loop.options.host + ": no address to try" : c.error);
+}
+
+// The connect has ended, one way or the other: SO_ERROR says which, 0 for
+// connected [claim:nonblocking-connect-writable-so-error-zero] or the error
+// [claim:nonblocking-connect-refused-via-so-error]. A refused connect wakes
+// poll() with POLLERR and POLLHUP [claim:poll-reports-refused-connect], select()
+// with the socket writable, or on Windows in exceptfds
+// [claim:windows-failed-connect-in-exceptfds]: whatever woke us, SO_ERROR
+// tells. Before Windows 10 version 2004, WSAPoll never reported a refused
+// connect at all; there the connection waits out its --timeout.
+void connect_ended(Loop& loop, Connection& c) {
+    // TODO 1: ask SO_ERROR how the connect ended; connected: send; failed: next address.
+    chapter::todo(1, "ask SO_ERROR how the connect ended; connected: send; failed: next address");
+}
+
+// Send what the socket takes now. A non-blocking send takes what fits in the
+// send buffer and fails with EWOULDBLOCK when it is full
+// [claim:nonblocking-send-partial-then-would-block]: then the loop waits for
+// writability and we go on where we stopped (c.sent).
+void send_request(Loop& loop, Connection& c) {
+    // TODO 2: send what the socket takes now; when it would block, return and wait.
+    chapter::todo(2, "send what the socket takes now; when it would block, return and wait");
+}
+
+// Read what has arrived, until recv would block. A ready report is about the
+// moment the wait returned, not a promise: the first recv after it can still
+// fail with EWOULDBLOCK [claim:readiness-can-be-spurious] (on Linux, e.g. when
+// another reader took the bytes, or for a datagram whose checksum failed: the
+// select(2) man page, BUGS). That is not an error: the connection goes back
+// to waiting. This is why an event loop's sockets must be non-blocking: a
+// blocking recv here would stop every other connection.
+void receive(Loop& loop, Connection& c) {
+    // TODO 3: recv until it would block or the response is complete; a ready report can lie.
+    chapter::todo(3, "recv until it would block or the response is complete; a ready report can lie");
+}
+
+// A ready report: step the connection as its state says. A failure here is
+// this connection's only (ResponseReader's verdicts are Failures too).
+void step(Loop& loop, Connection& c) {
+    try {
+        switch (c.state) {
+            case State::connecting:
+                return connect_ended(loop, c);
+            case State::sending:
+                return send_request(loop, c);
+            case State::receiving:
+                return receive(loop, c);
+            default:
+                return;
+        }
+    } catch (const Failure& failure) {
+        finish(loop, c, State::failed, failure.what());
+    }
+}
+
+// Its deadline passed: --timeout with no progress. Only this connection ends
+// (or, while connecting, moves on to its next address, as chapter 3 does).
+void deadline_passed(Loop& loop, Connection& c) {
+    std::string limit = chapter::seconds_text(loop.options.timeout);
+    if (c.state == State::connecting) {
+        c.error =
+            "connect " + net::address_text(c.address->ai_addr) + ": no answer within " + limit;
+        say(loop, c, c.error);
+        net::socket_t fd = c.sock.release();
+        traced(net::close_socket(fd), "close", fd);
+        --loop.in_flight;
+        c.address = c.address->ai_next;
+        return start_connect(loop, c);
+    }
+    if (c.state == State::sending)
+        return finish(loop, c, State::failed, "send: the server accepted nothing for " + limit);
+    finish(loop, c, State::failed, "recv: no data for " + limit);
+}
+
+// ---------------------------------------------------------------------------
+// The waiting call: select() or poll(). Both take the whole list of sockets
+// on every call, and both say only "these are ready now".
+
+bool wants_to_write(const Connection& c) {
+    return c.state == State::connecting || c.state == State::sending;
+}
+
+// select(): up to three sets of descriptors. They are rebuilt before every
+// call, since select overwrites them with the ready ones
+// [claim:select-clears-sets]. The kernel looks at every descriptor below
+// nfds, the highest + 1, whether we asked about it or not
+// [claim:select-scans-up-to-nfds], and afterwards we ask FD_ISSET about every
+// connection in flight: two scans of all of them on every wake-up, however
+// few are ready. While connecting, a socket is in exceptfds too: that is
+// where Windows reports a failed connect.
+int wait_with_select(std::vector<Connection*>& in_flight, int timeout_ms,
+                     std::vector<Connection*>& ready) {
+    // TODO 4: build the three sets, select() until the nearest deadline, collect the ready.
+    chapter::todo(4, "build the three sets, select() until the nearest deadline, collect the ready");
+}
+
+// poll() (WSAPoll() on Windows): one array of {fd, events, revents}. No
+// bitmap, so no FD_SETSIZE: it watches a descriptor of any number
+// [claim:poll-watches-beyond-fd-setsize]. The kernel still checks every
+// entry on every call, and we look at every revents after it: the cost of a
+// wake-up still grows with the number of connections, not with how many are
+// ready (epoll and kqueue end that; see the README).
+int wait_with_poll(Loop& loop, std::vector<Connection*>& in_flight, int timeout_ms,
+                   std::vector<Connection*>& ready) {
+    // TODO 5: fill poll's array, poll() until the nearest deadline, collect the ready.
+    chapter::todo(5, "fill poll's array, poll() until the nearest deadline, collect the ready");
+}
+
+// ---------------------------------------------------------------------------
+// The event loop.
+
+void show_progress(const Loop& loop, std::size_t total) {
+    char status[160];
+    std::snprintf(status, sizeof status,
+                  "%.1f s: %zu in flight, %zu complete, %zu failed of %zu; %llu bytes; %llu waits",
+                  chapter::seconds_since(loop.options.started), loop.in_flight, loop.complete,
+                  loop.failed, total, static_cast<unsigned long long>(loop.bytes),
+                  static_cast<unsigned long long>(loop.waits));
+    chapter::show_status(loop.options, status);
+}
+
+void run_loop(Loop& loop, std::vector<Connection>& connections) {
+    Clock::time_point end_of_run = Clock::time_point::max();
+    if (loop.options.max_time > 0)
+        end_of_run =
+            loop.options.started + std::chrono::duration_cast<Clock::duration>(
+                                       std::chrono::duration<double>(loop.options.max_time));
+    bool status_line = !loop.options.quiet && chapter::stderr_is_terminal();
+    std::vector<Connection*> in_flight, ready;
+    for (Connection& c : connections)
+        if (c.state != State::done && c.state != State::failed) in_flight.push_back(&c);
+
+    while (!in_flight.empty()) {
+        // 1. The nearest deadline bounds the wait (and, for the status line, 0.1 s).
+        Clock::time_point next = end_of_run;
+        for (Connection* c : in_flight)
+            next = std::min(next, c->deadline);
+        if (status_line) next = std::min(next, Clock::now() + std::chrono::milliseconds(100));
+        auto left = std::chrono::ceil<std::chrono::milliseconds>(next - Clock::now()).count();
+        int timeout_ms = static_cast<int>(
+            std::clamp<long long>(static_cast<long long>(left), 0, 24 * 3600 * 1000));
+
+        // 2. One wait for all of them.
+        ready.clear();
+        auto before = Clock::now();
+        int n = loop.use_select ? wait_with_select(in_flight, timeout_ms, ready)
+                                : wait_with_poll(loop, in_flight, timeout_ms, ready);
+        if (n < 0 && !net::is_interrupted(net::last_error()))
+            throw Failure(loop.use_select ? "select" : "poll", net::last_error());
+        ++loop.waits;
+        loop.watched += in_flight.size();  // each one handed to the kernel, and looked at after
+        loop.ready_reports += ready.size();
+        loop.most_ready = std::max<std::uint64_t>(loop.most_ready, ready.size());
+        if (loop.narrate_each)
+            narrate(loop.options, "wait %llu: %zu in flight, %zu ready after %.3f s",
+                    static_cast<unsigned long long>(loop.waits), in_flight.size(), ready.size(),
+                    chapter::seconds_since(before));
+
+        // 3. Step every ready connection; 4. end those out of time.
+        for (Connection* c : ready)
+            step(loop, *c);
+        Clock::time_point now = Clock::now();
+        bool out_of_time = now >= end_of_run - std::chrono::milliseconds(50);
+        for (Connection* c : in_flight) {
+            if (c->state == State::done || c->state == State::failed) continue;
+            if (out_of_time)
+                finish(loop, *c, State::failed,
+                       "--max-time: no complete response within " +
+                           chapter::seconds_text(loop.options.max_time));
+            else if (now >= c->deadline)
+                deadline_passed(loop, *c);
+        }
+        in_flight.erase(
+            std::remove_if(
+                in_flight.begin(), in_flight.end(),
+                [](Connection* c) { return c->state == State::done || c->state == State::failed; }),
+            in_flight.end());
+        if (status_line) show_progress(loop, connections.size());
+    }
+    chapter::show_status(loop.options, "");
+}
+
+// "--connections 1200": a whole number from 1 to most_connections.
+bool parse_count(const std::string& text, unsigned long& count) {
+    if (text.empty() || text.size() > 6 ||
+        text.find_first_not_of("0123456789") != std::string::npos)
+        return false;
+    count = std::strtoul(text.c_str(), nullptr, 10);
+    return count >= 1 && count <= most_connections;
+}
+
+}  // namespace
+
+int main(int argc, char** argv) {
+    net::Startup startup;
+    Options options;
+    int status = chapter::parse_command_line(argc, argv, program, options);
+    if (status >= 0) return status;
+    unsigned long count = 5;
+    if (!connections_text.empty() && !parse_count(connections_text, count))
+        return chapter::usage_error(program, "--connections: '" + connections_text +
+                                                 "' is not a whole number from 1 to 100000");
+    if (!wait_text.empty() && wait_text != "select" && wait_text != "poll")
+        return chapter::usage_error(program, "--wait: '" + wait_text + "' is not select or poll");
+    std::error_code error;
+    if (!output_dir.empty() && !std::filesystem::is_directory(output_dir, error))
+        return chapter::usage_error(program, "--output: '" + output_dir + "' is not a directory");
+
+    Loop loop(options);
+    loop.use_select = wait_text == "select";
+    loop.lines = count > 1 || !output_dir.empty();
+    loop.narrate_each = count <= narrate_each_up_to;
+    try {
+        auto server = chapter::start_builtin_server(options);  // only without HOST
+
+        // Each connection needs a descriptor (and one more for the built-in
+        // server's side, and for its --output file): raise the soft limit to
+        // the hard one when the default (often 1024) is too few.
+        std::uint64_t needed = count * (1 + (server ? 1 : 0) + (output_dir.empty() ? 0 : 1)) + 64;
+        net::DescriptorLimit limit = net::raise_descriptor_limit();
+        if (limit.now != 0 && needed > limit.before)
+            narrate(options,
+                    "descriptor limit %llu (raised from %llu): %lu connections need about %llu",
+                    static_cast<unsigned long long>(limit.now),
+                    static_cast<unsigned long long>(limit.before), count,
+                    static_cast<unsigned long long>(needed));
+
+        // Resolve once, for every connection.
+        chapter::AddressList addresses = chapter::resolve(options);
+        loop.request = chapter::http_request(options);
+        narrate(options, "%lu connection%s on one thread, waiting with %s", count,
+                count == 1 ? "" : "s", loop.use_select ? "select()" : "poll()");
+
+        // Start every connect at once; none waits for another.
+        std::vector<Connection> connections(count);
+        for (unsigned long i = 0; i < count; ++i) {
+            Connection& c = connections[i];
+            c.index = i + 1;
+            c.started = Clock::now();
+            c.address = addresses.get();
+            start_connect(loop, c);
+        }
+        run_loop(loop, connections);
+
+        narrate(options,
+                "%zu complete, %zu failed in %.3f s; %llu waits, watching %llu sockets in all, "
+                "for %llu ready reports (at most %llu at once); %llu connect, getsockopt, send "
+                "and recv calls; %llu recv found nothing after a ready report",
+                loop.complete, loop.failed, chapter::seconds_since(options.started),
+                static_cast<unsigned long long>(loop.waits),
+                static_cast<unsigned long long>(loop.watched),
+                static_cast<unsigned long long>(loop.ready_reports),
+                static_cast<unsigned long long>(loop.most_ready),
+                static_cast<unsigned long long>(loop.calls),
+                static_cast<unsigned long long>(loop.spurious));
+        server.reset();  // stop the built-in server first: its last lines come before ours
+        if (loop.failed == 0) return 0;
+        if (!loop.lines) {  // one connection: its error, as every chapter reports one
+            std::fprintf(stderr, "%s: %s\n", program.name, connections[0].error.c_str());
+            return 1;
+        }
+        std::string why =
+            std::to_string(loop.failed) + " of " + std::to_string(count) + " connections failed";
+        if (loop.beyond_fd_setsize > 0)
+            why += " (" + std::to_string(loop.beyond_fd_setsize) +
+                   " of them beyond select()'s FD_SETSIZE: use --wait poll)";
+        std::fprintf(stderr, "%s: %s\n", program.name, why.c_str());
+        return 1;
+    } catch (const StdoutFailed& failed) {
+        return chapter::report(program, failed.failure);
+    } catch (const Failure& failure) {
+        return chapter::report(program, failure);
+    }
+}
