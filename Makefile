@@ -65,9 +65,9 @@ labserver: common/labserver_main.cpp $(COMMON_LIB) $(COMMON_HDR)
 
 BUILD_DIR ?= build
 CMAKE_ARGS ?= -DCMAKE_BUILD_TYPE=RelWithDebInfo
-# Four tests at a time on two cores: most of them wait on sockets and timers.
+# Six tests at a time on two cores: most of them wait on sockets and timers
 # (.ci/run's sanitizer builds, several times slower, run two at a time.)
-CTEST_JOBS ?= 4
+CTEST_JOBS ?= 6
 test:
 	cmake -S . -B $(BUILD_DIR) $(CMAKE_ARGS)
 	cmake --build $(BUILD_DIR) -j 2
