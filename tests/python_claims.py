@@ -367,7 +367,12 @@ def select_client_sleeps():
           % (sys.version.split()[0], asleep, spinning))
     # Interpreter start-up alone is about 0.08 CPU-s here.
     expect(asleep < 0.3, "spent %.3f CPU-s over a 2 s wait: it does not sleep while waiting" % asleep)
-    expect(spinning > 0.5, "--busy-wait spent only %.3f CPU-s over 1 s: it should spin" % spinning)
+    # A spinning loop gets what CPU it can: with other tests on both cores,
+    # half a core or less. It must still spend more than twice the sleeping
+    # run's CPU over half the wait.
+    expect(spinning > 2 * asleep,
+           "--busy-wait spent only %.3f CPU-s over 1 s, against %.3f over 2 s asleep: it should spin"
+           % (spinning, asleep))
 
 
 def main():
