@@ -240,7 +240,7 @@ void todo(int step, const char* what) {
     throw Failure("TODO " + std::to_string(step) + " is not done yet", what);
 }
 
-std::unique_ptr<lab::Server> start_builtin_server(Options& options) {
+std::unique_ptr<lab::Server> start_builtin_server(Options& options, std::uint64_t connections) {
     if (!options.host.empty()) return nullptr;
     lab::Scenario scenario;
     std::string error;
@@ -249,7 +249,10 @@ std::unique_ptr<lab::Server> start_builtin_server(Options& options) {
     lab::EventSink on_event;
     if (!options.quiet)
         on_event = [](const char*, const std::string& text) { print_line("  [server] " + text); };
-    auto server = std::make_unique<lab::Server>(scenario, on_event);
+    lab::Limits limits;
+    limits.max_connections = std::max(limits.max_connections, connections);
+    limits.per_client = std::max(limits.per_client, connections);
+    auto server = std::make_unique<lab::Server>(scenario, on_event, limits);
     if (!server->start("127.0.0.1", 0, error)) throw Failure("built-in lab server", error);
     options.host = "127.0.0.1";
     options.port = std::to_string(server->port());

@@ -7,6 +7,7 @@
 #include "platform.h"
 
 #include <chrono>
+#include <cstdint>
 #include <cstdio>
 #include <memory>
 #include <stdexcept>
@@ -93,7 +94,9 @@ int report(const Program& program, const Failure& failure);
 // Without HOST, start the lab server in this process on 127.0.0.1 (ephemeral
 // port, the chosen scenario), narrate it, and point options.host/port at it.
 // With HOST, return nullptr. Throws Failure if the server cannot start.
-std::unique_ptr<lab::Server> start_builtin_server(Options& options);
+// `connections`: how many the chapter will open at once (chapter 5), so the
+// server's caps never answer one of ours with a 503.
+std::unique_ptr<lab::Server> start_builtin_server(Options& options, std::uint64_t connections = 1);
 
 // Step 1 of every chapter: getaddrinfo(HOST, PORT) for TCP over IPv4 or IPv6
 // (AF_UNSPEC), narrated and traced. Returns every address, in the resolver's

@@ -882,6 +882,16 @@ def chapter3_cases():
                "select until the answer comes); seen %.2f CPU-s more over a %.1f s wait"
                % (waiting - plain, run.seconds))
 
+    @case("chapter3:trace-shows-shutdown-and-close")
+    def trace_shows_shutdown_and_close(ctx):
+        run = check_fetch(ctx, "chapter3", ["--trace", "--quiet"], hello_response())
+        calls = [l.strip() for l in run.stderr.splitlines() if re.match(r"^\s*\w+\(", l)]
+        ending = [l for l in calls if l.startswith(("shutdown(", "close("))]
+        expect(len(ending) == 2 and re.fullmatch(r"shutdown\(\d+, SHUT_WR\) = 0", ending[0])
+               and re.fullmatch(r"close\(\d+\) = 0", ending[1]) and calls[-2:] == ending,
+               "expected in --trace, after the last recv: shutdown(FD, SHUT_WR) = 0, then close(FD) = 0; "
+               "seen: %s" % ("\n".join(calls[-4:]) or "no calls"))
+
     @case("chapter3:trace-shows-select-timeout")
     def trace_shows_select_timeout(ctx):
         run = check_fetch(ctx, "chapter3", ["--scenario", "slow:0.3", "--trace", "--quiet"], hello_response())
@@ -1014,8 +1024,8 @@ def chapter5_cases():
                 expect(got[0] == outcome and re.fullmatch(error or "", got[3]),
                        "connection %d (%s): %s %r, expected %s %r" % (index, item, got[0], got[3], outcome, error))
             fast = [found[i][2] for i, (item, outcome, _) in enumerate(every, 1) if outcome == "ok" and not item.startswith("slow")]
-            expect(max(fast) < 0.25, "the fast peers took up to %.3f s: held up by the slow or silent ones?" % max(fast))
-            expect(0.3 <= found[2][2] < 0.45, "slow:0.3 took %.3f s" % found[2][2])
+            expect(max(fast) < 0.25 + ctx.slack, "the fast peers took up to %.3f s: held up by the slow or silent ones?" % max(fast))
+            expect(0.3 <= found[2][2] < 0.45 + ctx.slack, "slow:0.3 took %.3f s" % found[2][2])
             expect(run.error_line() == "chapter5: 6 of 11 connections failed", "error line %r" % run.error_line())
 
     @case("chapter5:slow-peer-does-not-hold-up-the-rest")
@@ -1025,7 +1035,7 @@ def chapter5_cases():
         found = connection_lines(run, 8)
         order = [int(line.split()[0]) for line in run.stdout.decode().splitlines()]
         expect(sorted(order[-2:]) == [1, 5], "the slow connections 1 and 5 should end last: order %s" % order)
-        expect(all(found[i][2] < 0.2 for i in (2, 3, 4, 6, 7, 8)), "times %s" % {i: f[2] for i, f in found.items()})
+        expect(all(found[i][2] < 0.2 + ctx.slack for i in (2, 3, 4, 6, 7, 8)), "times %s" % {i: f[2] for i, f in found.items()})
 
     @case("chapter5:max-time")
     def max_time(ctx):

@@ -15,8 +15,9 @@ chapters/NN_name/lab/chapterN.cpp, the step's code is replaced by
     // TODO 3: send it all; when send() would block, wait until writable
     chapter::todo(3, "send it all; when send() would block, wait until writable");
 
-which stops the program with "TODO 3 is not done yet: ..." (exit 1) until the
-student writes the step. Everything else (the command line, the narration,
+which throws "TODO 3 is not done yet: ..." until the student writes the
+step: the program stops there (exit 1), or, inside chapter 5's event loop,
+that connection fails with it and the others go on. Everything else (the command line, the narration,
 the comments, the lab server) stays as in the chapter.
 
     lab_starters.py --root ROOT           fail if a starter is not what its chapter makes

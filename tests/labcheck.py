@@ -45,6 +45,7 @@ CHECKS = {
         ("a silent server: recv gives up after --timeout", "chapter1:silent"),
         ("a reset connection: recv's error, exit 1", "chapter1:reset"),
         ("a connect that gets no answer gives up after --timeout", "chapter1:connect-timeout"),
+        ("--trace shows each call: socket, connect, send, recv and close", "chapter1:trace"),
     ],
     2: [
         ("offline: all four modes fetch the answer, in order", "chapter2:all-modes"),
@@ -68,6 +69,7 @@ CHECKS = {
         ("a connect that gets no answer gives up after --timeout", "chapter3:connect-timeout"),
         ("waiting costs almost no CPU: the thread sleeps in select", "chapter3:waits-without-spinning"),
         ("--trace shows select with a timeout, not a zero-timeout loop", "chapter3:trace-shows-select-timeout"),
+        ("--trace shows the ending: shutdown(SHUT_WR), then close", "chapter3:trace-shows-shutdown-and-close"),
     ],
     4: [
         ("offline: the built-in lab server's answer, byte for byte", "chapter4:hello"),
@@ -165,11 +167,12 @@ def run_check(lab, program, emulator, slack, case_name):
     return "ok", "", None
 
 
-def grade(lab, program, emulator="", slack=0.0, at_once=4):
+def grade(lab, program, emulator="", slack=0.0, at_once=min(4, os.cpu_count() or 1)):
     """Run lab's checks against program; print them; return (passed, counted).
 
-    The checks run `at_once` at a time (each has its own servers and ports)
-    and are printed in order."""
+    The checks run `at_once` at a time (each has its own servers and ports;
+    four at most, and no more than the machine has CPUs) and are printed in
+    order."""
     checks = CHECKS[lab]
     name = "lab%d" % lab
     if emulator:

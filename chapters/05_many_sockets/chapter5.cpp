@@ -28,7 +28,7 @@
 //   4. fail each connection whose deadline has passed: only that one
 //
 // Run it:  make chapter5 && ./chapter5
-//          ./chapter5 --connections 8 --scenario mix --timeout 2   (slow, silent and reset
+//          ./chapter5 --connections 8 --scenario mix --timeout 2.5 (slow, silent and reset
 //                                                       peers: the others finish first)
 //          ./chapter5 --connections 1100 --wait select --quiet     (the FD_SETSIZE wall)
 
@@ -56,6 +56,7 @@ using Clock = std::chrono::steady_clock;
 namespace {
 
 constexpr std::size_t buffer_size = 64 * 1024;  // one buffer, shared by every connection
+constexpr int recv_calls_per_turn = 16;         // at most 1 MiB per connection per wake-up
 constexpr unsigned long most_connections = 100000;
 constexpr unsigned long narrate_each_up_to = 10;  // more: a summary instead of a line each
 
@@ -262,7 +263,8 @@ void start_connect(Loop& loop, Connection& c) {
 // with the socket writable, or on Windows in exceptfds
 // [claim:windows-failed-connect-in-exceptfds]: whatever woke us, SO_ERROR
 // tells. Before Windows 10 version 2004, WSAPoll never reported a refused
-// connect at all; there the connection waits out its --timeout.
+// connect at all; there the connection waits out its --timeout (curl's
+// commit 8bad5f2 and the winpoll package's notes: read, not run).
 void connect_ended(Loop& loop, Connection& c) {
     // lab step 1: ask SO_ERROR how the connect ended; connected: send; failed: next address
     int so_error = 0;
@@ -315,17 +317,20 @@ void send_request(Loop& loop, Connection& c) {
     c.deadline = idle_deadline(loop.options);
 }
 
-// Read what has arrived, until recv would block. A ready report is about the
-// moment the wait returned, not a promise: the first recv after it can still
-// fail with EWOULDBLOCK [claim:readiness-can-be-spurious] (on Linux, e.g. when
-// another reader took the bytes, or for a datagram whose checksum failed: the
-// select(2) man page, BUGS). That is not an error: the connection goes back
-// to waiting. This is why an event loop's sockets must be non-blocking: a
-// blocking recv here would stop every other connection.
+// Read what has arrived, until recv would block, or at most
+// recv_calls_per_turn times: a peer that sends as fast as we read must not
+// keep the loop from the others (the wait reports this socket again next
+// time, as long as bytes are waiting). A ready report is about the moment
+// the wait returned, not a promise: a recv after it can still fail with
+// EWOULDBLOCK [claim:readiness-can-be-spurious] (when another reader took the
+// bytes first, as in the claim's test; the select(2) man page, BUGS, adds a
+// datagram whose checksum failed: read). That is not an error: the
+// connection goes back to waiting. This is why an event loop's sockets must
+// be non-blocking: a blocking recv here would stop every other connection.
 void receive(Loop& loop, Connection& c) {
     // lab step 3: recv until it would block or the response is complete; a ready report can lie
     bool first = true;
-    for (;;) {
+    for (int turn = 0; turn < recv_calls_per_turn; ++turn) {
         ++loop.calls;
         long n = traced(::recv(c.sock.get(), loop.buffer.data(), static_cast<int>(buffer_size), 0),
                         "recv", c.sock.get(), buffer_size);
@@ -348,7 +353,7 @@ void receive(Loop& loop, Connection& c) {
         if (first) ++loop.spurious;  // ready, yet nothing to read
         return;
     }
-}
+}  // its turn is over: the others go first
 
 // A ready report: step the connection as its state says. A failure here is
 // this connection's only (ResponseReader's verdicts are Failures too).
@@ -398,11 +403,11 @@ bool wants_to_write(const Connection& c) {
 
 // select(): up to three sets of descriptors. They are rebuilt before every
 // call, since select overwrites them with the ready ones
-// [claim:select-clears-sets]. The kernel looks at every descriptor below
-// nfds, the highest + 1, whether we asked about it or not
-// [claim:select-scans-up-to-nfds], and afterwards we ask FD_ISSET about every
-// connection in flight: two scans of all of them on every wake-up, however
-// few are ready. While connecting, a socket is in exceptfds too: that is
+// [claim:select-clears-sets]. The kernel takes the bitmaps up to nfds, the
+// highest descriptor + 1, and looks at no descriptor at or above it
+// [claim:select-scans-up-to-nfds]; then we ask FD_ISSET about every
+// connection in flight: a scan of all of them on every wake-up, however few
+// are ready. While connecting, a socket is in exceptfds too: that is
 // where Windows reports a failed connect.
 int wait_with_select(std::vector<Connection*>& in_flight, int timeout_ms,
                      std::vector<Connection*>& ready) {
@@ -509,6 +514,10 @@ void run_loop(Loop& loop, std::vector<Connection>& connections) {
                                 : wait_with_poll(loop, in_flight, timeout_ms, ready);
         if (n < 0 && !net::is_interrupted(net::last_error()))
             throw Failure(loop.use_select ? "select" : "poll", net::last_error());
+        // The deadlines are judged at this moment: a connection that was not
+        // ready now, but whose bytes come while we step the others, is looked
+        // at in the next wait, not failed.
+        Clock::time_point woke = Clock::now();
         ++loop.waits;
         loop.watched += in_flight.size();  // each one handed to the kernel, and looked at after
         loop.ready_reports += ready.size();
@@ -521,15 +530,14 @@ void run_loop(Loop& loop, std::vector<Connection>& connections) {
         // 3. Step every ready connection; 4. end those out of time.
         for (Connection* c : ready)
             step(loop, *c);
-        Clock::time_point now = Clock::now();
-        bool out_of_time = now >= end_of_run - std::chrono::milliseconds(50);
+        bool out_of_time = Clock::now() >= end_of_run - std::chrono::milliseconds(50);
         for (Connection* c : in_flight) {
             if (c->state == State::done || c->state == State::failed) continue;
             if (out_of_time)
                 finish(loop, *c, State::failed,
                        "--max-time: no complete response within " +
                            chapter::seconds_text(loop.options.max_time));
-            else if (now >= c->deadline)
+            else if (woke >= c->deadline)
                 deadline_passed(loop, *c);
         }
         in_flight.erase(
@@ -573,18 +581,25 @@ int main(int argc, char** argv) {
     loop.lines = count > 1 || !output_dir.empty();
     loop.narrate_each = count <= narrate_each_up_to;
     try {
-        auto server = chapter::start_builtin_server(options);  // only without HOST
+        // Only without HOST; its caps are raised to `count`, so none of ours gets a 503.
+        auto server = chapter::start_builtin_server(options, count);
 
         // Each connection needs a descriptor (and one more for the built-in
         // server's side, and for its --output file): raise the soft limit to
         // the hard one when the default (often 1024) is too few.
         std::uint64_t needed = count * (1 + (server ? 1 : 0) + (output_dir.empty() ? 0 : 1)) + 64;
         net::DescriptorLimit limit = net::raise_descriptor_limit();
-        if (limit.now != 0 && needed > limit.before)
+        if (limit.now != 0 && needed > limit.before && limit.now > limit.before)
             narrate(options,
                     "descriptor limit %llu (raised from %llu): %lu connections need about %llu",
                     static_cast<unsigned long long>(limit.now),
                     static_cast<unsigned long long>(limit.before), count,
+                    static_cast<unsigned long long>(needed));
+        if (limit.now != 0 && needed > limit.now)
+            narrate(options,
+                    "descriptor limit %llu (the hard limit, ulimit -Hn): %lu connections need "
+                    "about %llu; those past it fail in socket() with EMFILE",
+                    static_cast<unsigned long long>(limit.now), count,
                     static_cast<unsigned long long>(needed));
 
         // Resolve once, for every connection.
