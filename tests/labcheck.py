@@ -219,7 +219,7 @@ def graded(options, lab, name):
     print(out)
     last = out.strip().splitlines()[-1] if out.strip() else ""
     words = last.split()
-    expect(len(words) == 6 and words[0] == "lab%d:" % lab and words[2:4] == ["of", str(words[3])],
+    expect(len(words) == 6 and words[0] == "lab%d:" % lab and words[2] == "of" and words[4:] == ["checks", "passed"],
            "no score line at the end: %r" % last)
     passed, counted = int(words[1]), int(words[3])
     expect((done.returncode == 0) == (passed == counted),
