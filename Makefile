@@ -17,8 +17,8 @@ CHAPTERS := $(basename $(notdir $(CHAPTER_SRC)))
 LAB_SRC := $(wildcard chapters/*/lab/chapter*.cpp)
 LABS := $(subst chapter,lab,$(basename $(notdir $(LAB_SRC))))
 # A starter's steps are empty until the student writes them: their parameters
-# and the helpers only they call are unused until then, and that is no error.
-LAB_FLAGS := -Wno-unused-parameter -Wno-unused-function
+# and the helpers and constants only they use are unused until then: no error.
+LAB_FLAGS := -Wno-unused-parameter -Wno-unused-function -Wno-unused-const-variable
 PYTHON ?= python3
 
 # common/ is compiled once per build and linked into every program. Its objects
