@@ -320,8 +320,9 @@ void send_request(Loop& loop, Connection& c) {
 // Read what has arrived, until recv would block, or at most
 // recv_calls_per_turn times: a peer that sends as fast as we read must not
 // keep the loop from the others (the wait reports this socket again next
-// time, as long as bytes are waiting). A ready report is about the moment
-// the wait returned, not a promise: a recv after it can still fail with
+// time, as long as bytes are waiting
+// [claim:poll-reports-again-while-bytes-wait]). A ready report is about the
+// moment the wait returned, not a promise: a recv after it can still fail with
 // EWOULDBLOCK [claim:readiness-can-be-spurious] (when another reader took the
 // bytes first, as in the claim's test; the select(2) man page, BUGS, adds a
 // datagram whose checksum failed: read). That is not an error: the

@@ -143,3 +143,28 @@ TEST_CASE("readiness-can-be-spurious") {
     EXPECT(got == -1 && net::is_would_block(err),
            "recv after a ready report returned " + std::to_string(got) + ", " + describe(err));
 }
+
+// scope: linux, wine
+//
+// elsewhere: POSIX poll() and select() report a state, not an event (POSIX poll: read); epoll's
+// EPOLLET mode is the edge-triggered exception (epoll(7): read)
+TEST_CASE("poll-reports-again-while-bytes-wait") {
+    // poll and select are level-triggered: they report the socket readable
+    // as long as bytes wait, so a loop that reads only part of them now is
+    // told again at its next wait.
+    harness::Pair p = harness::connected_pair();
+    must(net::set_nonblocking(p.client.get(), true), "set_nonblocking");
+    must(::send(p.server.get(), "hello, world", 12, net::send_flags), "send");
+    net::pollfd_t watched{};
+    watched.fd = p.client.get();
+    watched.events = POLLIN;
+    EXPECT(net::poll_many(&watched, 1, 5000) == 1 && (watched.revents & POLLIN),
+           "the first poll: revents " + revents_text(watched.revents));
+    char five[5];
+    must(::recv(p.client.get(), five, sizeof five, 0), "recv 5 of the 12 bytes");
+    watched.revents = 0;
+    int n = net::poll_many(&watched, 1, 0);
+    EXPECT(n == 1 && (watched.revents & POLLIN), "poll with 7 bytes still waiting returned " +
+                                                     std::to_string(n) + ", revents " +
+                                                     revents_text(watched.revents));
+}
