@@ -73,7 +73,7 @@ bool parse_seconds(const std::string& text, double& seconds) {
 
 int usage_error(const Program& program, const std::string& message) {
     // The message quotes what was typed: shown escaped, it stays one line.
-    std::fprintf(stderr, "%s: %s\n", program.name, net::printable(message, 300).c_str());
+    std::fprintf(stderr, "%s: %s\n", program.name, net::terminal_safe(message.substr(0, 300)).c_str());
     print_usage(program, stderr);
     return 2;
 }
@@ -118,10 +118,15 @@ int parse_command_line(int argc, char** argv, const Program& program, Options& o
                 return usage_error(program, "option --" + name + " takes no value");
         } else if (name == "path") {
             if (!take_value()) return usage_error(program, "option --path needs a value");
-            if (value.empty() || value.find_first_of("\r\n ") != std::string::npos)
-                return usage_error(
-                    program,
-                    "--path: '" + value + "' must be non-empty, with no spaces or line breaks");
+            // The request target is visible ASCII (RFC 9112, 3.2): a space, a
+            // control byte or a byte above 0x7e would break the request line.
+            bool visible = !value.empty();
+            for (unsigned char c : value) visible = visible && c > 0x20 && c < 0x7f;
+            if (!visible)
+                return usage_error(program, "--path: '" + value +
+                                                "' must be non-empty visible ASCII: no spaces, "
+                                                "control bytes or bytes above 0x7e (write %20 for "
+                                                "a space)");
             options.path = value;
         } else if (name == "timeout") {
             if (!take_value()) return usage_error(program, "option --timeout needs a value");
@@ -211,7 +216,7 @@ void show_status(const Options& options, const std::string& text) {
 void print_line(const std::string& line) {
     std::lock_guard<std::mutex> lock(stderr_mutex);
     erase_status();
-    std::fprintf(stderr, "%s\n%s", line.c_str(), status_shown.c_str());
+    std::fprintf(stderr, "%s\n%s", net::terminal_safe(line).c_str(), status_shown.c_str());
     std::fflush(stderr);
 }
 
@@ -232,7 +237,7 @@ Failure::Failure(const std::string& call, const std::string& reason)
     : std::runtime_error(call + ": " + reason) {}
 
 int report(const Program& program, const Failure& failure) {
-    std::fprintf(stderr, "%s: %s\n", program.name, failure.what());
+    std::fprintf(stderr, "%s: %s\n", program.name, net::terminal_safe(failure.what()).c_str());
     return 1;
 }
 

@@ -4,6 +4,7 @@
 #include "chapter.h"  // seconds_text
 
 #include <algorithm>
+#include <cctype>
 #include <chrono>
 #include <cstdio>
 #include <cstdlib>
@@ -50,29 +51,84 @@ std::string host_of(const std::string& client) {
     return client.substr(0, client.rfind(':'));
 }
 
-// What the head of a request told us.
-struct Request {
-    std::string line;     // "GET / HTTP/1.1", without the line end
-    std::string target;   // "/"
-    bool http09 = false;  // "GET /" with no version: answer with the body alone
-};
-
-// Is the head in `head` complete? A request line with no HTTP version is an
-// HTTP/0.9 request, complete at its newline; otherwise the head ends at the
-// first empty line ("\r\n\r\n", or "\n\n" from a sloppy client).
-bool parse_head(const std::string& head, Request& request) {
-    std::size_t newline = head.find('\n');
-    if (newline == std::string::npos) return false;
-    request.line = head.substr(0, newline);
-    if (!request.line.empty() && request.line.back() == '\r') request.line.pop_back();
-    std::size_t first_space = request.line.find(' ');
-    std::size_t second_space = request.line.find(' ', first_space + 1);
-    if (first_space != std::string::npos)
-        request.target = request.line.substr(first_space + 1, second_space - first_space - 1);
-    request.http09 = second_space == std::string::npos;
-    if (request.http09) return true;
-    return head.find("\r\n\r\n") != std::string::npos || head.find("\n\n") != std::string::npos;
+bool is_token_char(char c) {  // RFC 9110, 5.6.2: the characters of a method or field name
+    return std::isalnum(static_cast<unsigned char>(c)) ||
+           std::strchr("!#$%&'*+-.^_`|~", c) != nullptr;
 }
+
+bool is_visible(char c) { return c > 0x20 && c < 0x7f; }  // no space, control or non-ASCII byte
+
+// Can `line` (or its start, while it is still arriving) be a request line?
+// METHOD SP TARGET [SP HTTP/d.d] (RFC 9112, 3), each space a single one, or
+// the tutorial's HTTP/0.9 "GET /path" with no version.
+bool request_line_so_far(const std::string& line, bool whole, Request& request) {
+    std::size_t first_space = line.find(' ');
+    std::string method = line.substr(0, first_space);
+    for (char c : method)
+        if (!is_token_char(c)) return false;
+    if (first_space == std::string::npos) return !whole;  // still in the method
+    if (method.empty()) return false;
+    std::size_t second_space = line.find(' ', first_space + 1);
+    std::string target = line.substr(first_space + 1, second_space - first_space - 1);
+    for (char c : target)
+        if (!is_visible(c)) return false;
+    if (second_space == std::string::npos) {
+        if (!whole) return true;
+        request.http09 = true;  // HTTP/0.9 knew one method, and no headers
+        request.target = target;
+        return method == "GET" && !target.empty();
+    }
+    std::string version = line.substr(second_space + 1);
+    static const std::string form = "HTTP/1.1";  // its shape: HTTP/ DIGIT . DIGIT
+    if (target.empty() || version.size() > form.size() || (whole && version.size() < form.size()))
+        return false;
+    for (std::size_t i = 0; i < version.size(); ++i) {
+        bool digit = std::isdigit(static_cast<unsigned char>(version[i])) != 0;
+        if (i == 5 || i == 7 ? !digit : version[i] != form[i]) return false;
+    }
+    request.http09 = false;
+    request.target = target;
+    return true;
+}
+
+// A header line: NAME ":" value, the name a token with no space before the
+// colon (RFC 9112, 5.1), no line folding (5.2), no bare CR (2.2).
+bool is_field_line(const std::string& line) {
+    std::size_t colon = line.find(':');
+    if (colon == 0 || colon == std::string::npos) return false;
+    for (std::size_t i = 0; i < colon; ++i)
+        if (!is_token_char(line[i])) return false;
+    return line.find('\r') == std::string::npos;
+}
+
+}  // namespace
+
+HeadStatus parse_head(const std::string& head, Request& request) {
+    // A client may send an empty line or two before the request (RFC 9112, 2.2).
+    std::size_t at = head.find_first_not_of("\r\n");
+    if (at == std::string::npos || at > 4) return at == std::string::npos ? HeadStatus::incomplete
+                                                                           : HeadStatus::bad;
+    std::size_t end = head.find('\n', at);
+    std::string line = head.substr(at, end == std::string::npos ? std::string::npos : end - at);
+    bool whole = end != std::string::npos;
+    if (!line.empty() && line.back() == '\r') line.pop_back();  // the CR of CRLF
+    if (!request_line_so_far(line, whole, request) || line.find('\r') != std::string::npos)
+        return HeadStatus::bad;
+    if (!whole) return HeadStatus::incomplete;
+    request.line = line;
+    if (request.http09) return HeadStatus::complete;
+    // Then header lines, up to the first empty line.
+    for (at = end + 1;; at = end + 1) {
+        end = head.find('\n', at);
+        if (end == std::string::npos) return HeadStatus::incomplete;
+        line = head.substr(at, end - at);
+        if (!line.empty() && line.back() == '\r') line.pop_back();
+        if (line.empty()) return HeadStatus::complete;
+        if (!is_field_line(line)) return HeadStatus::bad;
+    }
+}
+
+namespace {
 
 std::string response_head(std::uint64_t content_length, const char* status = "200 OK") {
     return std::string("HTTP/1.1 ") + status +
@@ -228,9 +284,13 @@ std::string scenario_name(const Scenario& scenario) {
     std::string name = scenario_names[scenario.kind];
     switch (scenario.kind) {
         case Scenario::slow: {
-            char seconds[32];
-            std::snprintf(seconds, sizeof seconds, "%g", scenario.seconds);
-            return name + ":" + seconds;
+            // As it was written: "0.25", "9919999" (not %g's "9.92e+06").
+            char seconds[48];
+            std::snprintf(seconds, sizeof seconds, "%.6f", scenario.seconds);
+            std::string text = seconds;
+            text.erase(text.find_last_not_of('0') + 1);
+            if (text.back() == '.') text.pop_back();
+            return name + ":" + text;
         }
         case Scenario::drip:
             return name + ":" + std::to_string(scenario.count);
@@ -733,16 +793,18 @@ void Server::on_ready(Connection& c, short revents) {
                 return;
             }
             c.head_text.append(buffer, static_cast<std::size_t>(n));
-            if (parse_head(c.head_text, c.request)) return on_request(c);
+            HeadStatus head = parse_head(c.head_text, c.request);
+            if (head == HeadStatus::complete) return on_request(c);
+            if (head == HeadStatus::bad) {
+                event("refusals", c.client,
+                      "not an HTTP request: \"" + net::printable(c.head_text, 60) + "\", 400");
+                return refuse_request(c, "400 Bad Request", "not an HTTP request\n");
+            }
             if (c.head_text.size() >= max_head_size) {
                 event("refusals", c.client,
                       "request head over " + std::to_string(max_head_size) + " bytes, refused");
-                std::string body = "request head too large\n";
-                c.out = response_head(body.size(), "431 Request Header Fields Too Large") + body;
-                c.release = c.out.size();
-                c.phase = Connection::send;
-                c.deadline = after(limits_.send_timeout);
-                send_some(c);
+                return refuse_request(c, "431 Request Header Fields Too Large",
+                                      "request head too large\n");
             }
             return;
         }
@@ -836,6 +898,15 @@ void Server::on_deadline(Connection& c) {
     ++counters_.timed_out;
     event("timeouts", c.client, why);
     c.done = true;
+}
+
+// A request we will not serve: a short answer, then close.
+void Server::refuse_request(Connection& c, const char* status, const std::string& body) {
+    c.out = response_head(body.size(), status) + body;
+    c.release = c.out.size();
+    c.phase = Connection::send;
+    c.deadline = after(limits_.send_timeout);
+    send_some(c);
 }
 
 // The request head is complete: start the scenario's answer.

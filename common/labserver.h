@@ -58,6 +58,25 @@ bool parse_decimal(const std::string& text, double& value);
 // as inet_pton takes it: not "0" or "127.1", which getaddrinfo would take.
 bool is_address(const std::string& text);
 
+// What the head of a request told us.
+struct Request {
+    std::string line;     // "GET / HTTP/1.1", without the line end
+    std::string target;   // "/"
+    bool http09 = false;  // "GET /" with no version: answer with the body alone
+};
+
+// Has the whole request head arrived? `head` is every byte read so far.
+//   complete    a request line (RFC 9112, 3) and header lines up to the first
+//               empty line; or the tutorial's "GET /\n", an HTTP/0.9 request,
+//               complete at its newline. Lines may end in CRLF or a bare LF
+//               (RFC 9112, 2.2), and one or two empty lines may come first.
+//   incomplete  no error so far: wait for more bytes
+//   bad         these bytes cannot be the start of a request (binary bytes, a
+//               bare CR, a header line with no colon or a folded one): answer 400
+// Once complete or bad, more bytes after `head` do not change the answer.
+enum class HeadStatus { incomplete, complete, bad };
+HeadStatus parse_head(const std::string& head, Request& request);
+
 // "slow:0.2" -> Scenario. On failure returns false and sets `error`.
 bool parse_scenario(const std::string& text, Scenario& scenario, std::string& error);
 
@@ -146,6 +165,7 @@ private:
     void on_ready(Connection& c, short revents);
     void on_deadline(Connection& c);
     void on_request(Connection& c);
+    void refuse_request(Connection& c, const char* status, const std::string& body);
     void send_some(Connection& c);
     void sent_all(Connection& c);
     void finish(Connection& c);

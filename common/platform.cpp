@@ -312,6 +312,20 @@ std::string printable(const std::string& text, std::size_t max) {
     return text.size() > max ? shown + "..." : shown;
 }
 
+std::string terminal_safe(const std::string& text) {
+    std::string shown;
+    for (unsigned char c : text) {
+        if (c >= 0x20 && c < 0x7f) {
+            shown += static_cast<char>(c);
+        } else {
+            char hex[8];
+            std::snprintf(hex, sizeof hex, "\\x%02x", c);
+            shown += hex;
+        }
+    }
+    return shown;
+}
+
 DescriptorLimit raise_descriptor_limit() {
     DescriptorLimit limit;
 #ifndef _WIN32

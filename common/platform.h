@@ -157,6 +157,13 @@ std::string address_text(const sockaddr* addr);
 // \xNN, at most `max` bytes of it (then "...").
 std::string printable(const std::string& text, std::size_t max = 60);
 
+// The last step before a line reaches the terminal (narration, --trace, errors):
+// control bytes and bytes above 0x7e shown as \xNN, so a server's or a user's
+// bytes cannot move the cursor, retitle the window or clear the screen. Unlike
+// printable() it leaves the backslash alone, so text printable() already made
+// safe passes through unchanged (no "\x5cx1b").
+std::string terminal_safe(const std::string& text);
+
 // How many descriptors this process may open, after raising the soft
 // RLIMIT_NOFILE to the hard limit (POSIX). `before` is the soft limit we
 // found. Windows has no such limit for sockets: both are 0 there.

@@ -17,6 +17,16 @@
 // the response was whole. Bytes after the end, a bad Content-Length or a
 // malformed chunk size are failures, said plainly.
 //
+// The rules of RFC 9112 it follows where servers differ (docs/http-framing.md
+// compares them with llhttp's and CPython's, response by response):
+//   - 1xx heads (100 Continue, 103 Early Hints) come before the real one and
+//     frame nothing; a 101 is refused, since we never ask for an upgrade.
+//   - Transfer-Encoding overrides Content-Length (6.3); when its last coding
+//     is not chunked, the body ends at the FIN. Having both is narrated.
+//   - A folded header line is one value (5.2); a space before the colon (5.1)
+//     or a CR that is not part of a line's end (2.2) is malformed.
+//   - Lines may end in a bare LF (2.2); the head may be 64 KiB.
+//
 //   chapter::ResponseReader response;
 //   for (;;) {
 //       long n = ::recv(fd, buffer, sizeof buffer, 0);
@@ -79,18 +89,24 @@ private:
     enum class Ending { none, length, chunks, eof, no_status_line, no_body };
 
     bool take_line_byte(char c);  // collect line_; true when a whole line is there
-    void head_line(const std::string& line);
+    void status_line(const std::string& line);
+    void field_line(const std::string& line);
     void end_of_head();
     void chunk_size_line(const std::string& line);
+    std::string overridden_length() const;
     [[noreturn]] void malformed(const std::string& what) const;
 
     State state_ = State::start;
     Ending ending_ = Ending::none;
-    std::string line_;  // the header or chunk-size line being collected
+    std::string line_;   // the header or chunk-size line being collected
+    std::string field_;  // the last header line, judged once the next shows it is not folded
     std::string status_line_;
     int status_ = 0;
+    int interim_responses_ = 0;  // 1xx heads before the final one
+    int last_interim_status_ = 0;
     std::uint64_t head_bytes_ = 0;
-    bool chunked_ = false;
+    bool has_codings_ = false;  // a Transfer-Encoding header came
+    std::string codings_;       // its codings, every line's, "gzip, chunked"
     bool has_length_ = false;
     std::uint64_t content_length_ = 0;
     std::uint64_t left_ = 0;  // body_by_length, chunk_data: bytes still to come
