@@ -181,7 +181,7 @@ void finish(Loop& loop, Connection& c, State how, const std::string& error = "")
                   how == State::done ? "ok" : "failed",
                   static_cast<unsigned long long>(c.response.bytes_taken()), seconds);
     std::string text = line;
-    if (how == State::failed) text += " " + c.error;
+    if (how == State::failed) text += " " + net::terminal_safe(c.error);
     text += "\n";
     write_out(text.data(), text.size());
 }
@@ -537,7 +537,8 @@ int main(int argc, char** argv) {
         server.reset();  // stop the built-in server first: its last lines come before ours
         if (loop.failed == 0) return 0;
         if (!loop.lines) {  // one connection: its error, as every chapter reports one
-            std::fprintf(stderr, "%s: %s\n", program.name, connections[0].error.c_str());
+            std::fprintf(stderr, "%s: %s\n", program.name,
+                         net::terminal_safe(connections[0].error).c_str());
             return 1;
         }
         std::string why =
