@@ -35,21 +35,25 @@ bool is_token_char(char c) {
 
 bool is_digit(char c) { return c >= '0' && c <= '9'; }
 
-// "HTTP/1.1 200 OK" or "HTTP/1.1 200": HTTP/DIGIT.DIGIT SP 3DIGIT, then SP and
-// a reason or nothing (RFC 9112, 4). Not "HTTP/1.1 2000 OK".
+// "HTTP/1.1 200 OK" or "HTTP/1.1 200": HTTP/1.DIGIT SP 3DIGIT, then SP and a
+// reason or nothing (RFC 9112, 4). Not "HTTP/1.1 2000 OK", and not another
+// major version: HTTP/2 and HTTP/3 never answer in this text form.
 bool is_status_line(const std::string& line) {
-    return line.size() >= 12 && line.compare(0, 5, "HTTP/") == 0 && is_digit(line[5]) &&
+    return line.size() >= 12 && line.compare(0, 7, "HTTP/1.") == 0 &&
            line[6] == '.' && is_digit(line[7]) && line[8] == ' ' && line[9] >= '1' &&
            line[9] <= '9' && is_digit(line[10]) && is_digit(line[11]) &&
            (line.size() == 12 || line[12] == ' ');
 }
 
-// "1234" -> 1234; false for anything but 1 to 18 decimal digits.
+// "1234" -> 1234; false for anything but decimal digits, or for more than 18
+// of them after any leading zeros (a length that would not fit).
 bool parse_decimal(const std::string& text, std::uint64_t& value) {
-    if (text.empty() || text.size() > 18) return false;
+    if (text.empty()) return false;
     value = 0;
+    int significant = 0;
     for (char c : text) {
-        if (c < '0' || c > '9') return false;
+        if (!is_digit(c)) return false;
+        if ((value > 0 || c != '0') && ++significant > 18) return false;
         value = value * 10 + static_cast<std::uint64_t>(c - '0');
     }
     return true;
@@ -67,14 +71,19 @@ void ResponseReader::malformed(const std::string& what) const {
 // that does not (response splitting). A header line's length is bounded by
 // the head's; a chunk-size line's by max_chunk_line_size.
 bool ResponseReader::take_line_byte(char c) {
+    bool chunk_line = state_ == State::chunk_size || state_ == State::chunk_end;
     if (c == '\n') {
         if (!line_.empty() && line_.back() == '\r') line_.pop_back();
         if (line_.find('\r') != std::string::npos)
             malformed("a CR inside a line, not before its LF: '" + net::printable(line_) + "'");
-        return true;
+        // RFC 9110 (5.5): a NUL in a field must be refused or read as a space;
+        // a parser that stops at it would read another header than ours.
+        if (line_.find('\0') != std::string::npos)
+            malformed("a NUL byte in a line: '" + net::printable(line_) + "'");
+        if (!chunk_line || line_.size() <= max_chunk_line_size) return true;
     }
-    bool chunk_line = state_ == State::chunk_size || state_ == State::chunk_end;
-    if (chunk_line && line_.size() >= max_chunk_line_size)
+    // One byte over the limit is still room for the CR of CRLF.
+    if (chunk_line && line_.size() >= max_chunk_line_size + (c == '\n' ? 0 : 1))
         malformed("a chunk-size line over " + std::to_string(max_chunk_line_size) +
                   " bytes: " + net::printable(line_));
     line_ += c;
@@ -304,6 +313,12 @@ void ResponseReader::at_eof(const std::string& why) {
             throw Failure("response truncated", std::to_string(body_bytes_) + " of " +
                                                     std::to_string(content_length_) +
                                                     " body bytes (" + why + ")");
+        case State::trailers:
+            throw Failure("response truncated",
+                          std::to_string(body_bytes_) + " body bytes in " +
+                              std::to_string(chunks_) +
+                              " chunks and the last chunk, but the trailer section did not end (" +
+                              why + ")");
         default:  // in the chunks
             throw Failure("response truncated", std::to_string(body_bytes_) + " body bytes in " +
                                                     std::to_string(chunks_) +

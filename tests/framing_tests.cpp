@@ -108,6 +108,8 @@ TEST_CASE("truncation-is-reported") {
                "response truncated: the server closed after 27 bytes, before the end of the "
                "headers (the server closed early)",
            got);
+    got = fed(ok_head + "Transfer-Encoding: chunked\r\n\r\n5\r\nhello\r\n0\r\nX-T: 1\r\n", true);
+    EXPECT(got.find("response truncated: 5 body bytes in 1 chunks and the last chunk, but the trailer") == 0, got);
     got = fed(ok_head + "Transfer-Encoding: chunked\r\n\r\n5\r\nhello\r\n3\r\nab", true);
     EXPECT(got ==
                "response truncated: 7 body bytes in 2 chunks, and no last chunk (the server "
@@ -207,6 +209,9 @@ TEST_CASE("field-lines-as-rfc-9112-reads-them") {
     // A bare CR inside a line is invalid (2.2).
     got = fed(ok_head + "X-A: 1\rContent-Length: 4\r\n\r\nbody", true);
     EXPECT(got.find("response malformed: a CR inside a line") == 0, got);
+    // A NUL in a field must be refused or read as a space (RFC 9110, 5.5).
+    got = fed(ok_head + std::string("Transfer-Encoding: chunked\0\r\n\r\n5\r\nhello\r\n0\r\n\r\n", 46), true);
+    EXPECT(got.find("response malformed: a NUL byte in a line") == 0, got);
     // obs-fold: a user agent reads it as a space (5.2).
     chapter::ResponseReader r;
     got = fed(ok_head + "X-Long: one\r\n two\r\nContent-Length:\r\n\t4\r\n\r\nbody", false, &r);
@@ -231,6 +236,18 @@ TEST_CASE("status-line-and-chunk-size-shapes") {
     got = fed(ok_head + "Transfer-Encoding: chunked\r\n\r\n0000000000000003\r\nabc\r\n0\r\n\r\n",
               false, &r);
     EXPECT(got == "complete" && r.body_bytes() == 3, "leading zeros (7.1): " + got);
+    got = fed("HTTP/2.0 200 OK\r\nContent-Length: 2\r\n\r\nok", true);
+    EXPECT(got.find("response malformed: status line") == 0, "HTTP/2 in text: " + got);
+    got = fed(ok_head + "Content-Length: 0000000000000000002\r\n\r\nok", false, &r);
+    EXPECT(got == "complete" && r.body_bytes() == 2, "19 digits, 18 of them leading zeros: " + got);
+    // The chunk-size line limit is the same whether the line ends in CRLF or LF.
+    std::string longest = "5;x=" + std::string(8188, 'v');
+    for (const char* end : {"\r\n", "\n"}) {
+        got = fed(ok_head + "Transfer-Encoding: chunked\r\n\r\n" + longest + end + "hello\r\n0\r\n\r\n");
+        EXPECT(got == "complete", "an 8192-byte chunk-size line: " + got.substr(0, 100));
+        got = fed(ok_head + "Transfer-Encoding: chunked\r\n\r\n" + longest + "v" + end + "hello\r\n0\r\n\r\n");
+        EXPECT(got.find("response malformed: a chunk-size line over 8192 bytes") == 0, got.substr(0, 100));
+    }
     for (const char* size : {"-5", "0x5", "1_0", "+5", " 5"}) {
         got = fed(ok_head + "Transfer-Encoding: chunked\r\n\r\n" + size + "\r\nhello\r\n0\r\n\r\n");
         EXPECT(got.find("response malformed: chunk size line") == 0, std::string(size) + ": " + got);
