@@ -369,11 +369,31 @@ def check_fetch(ctx, program, args, expected, timeout=30):
     return run
 
 
-def child_cpu_seconds(ctx, program, args, timeout=30):
-    """Run a program; return (run, the CPU seconds, user and system, it used).
+def thread_demand(pid):
+    """{thread id: seconds it ran + seconds it waited, ready to run, for a
+    core}, from Linux's /proc/PID/task/TID/schedstat; {} where there is none."""
+    demand = {}
+    try:
+        for tid in os.listdir("/proc/%d/task" % pid):
+            with open("/proc/%d/task/%s/schedstat" % (pid, tid)) as f:
+                ran, waited, _ = f.read().split()
+            demand[tid] = (int(ran) + int(waited)) / 1e9
+    except (OSError, ValueError):
+        pass  # the program ended while we read, or this is not Linux
+    return demand
 
-    os.wait4 reads the CPU of this one child (and what it waited for), so
-    other programs running at the same time do not count."""
+
+def child_cpu_seconds(ctx, program, args, timeout=30):
+    """Run a program; return (run, how many seconds it wanted a CPU).
+
+    Not the CPU time it got: a thread that spins uses all the CPU it is
+    given, and on a machine whose cores other programs want too (a test suite
+    beside it, a class on one server) that is a share of one, so its CPU time
+    shrinks with the load. What does not shrink is how long each thread
+    wanted a core: the time it ran plus the time it waited, ready to run, in
+    the scheduler's queue. Linux counts both per thread (schedstat); they are
+    read every 10 ms until the program ends (the last few ms are not seen).
+    Elsewhere, the CPU time os.wait4 reports for this one child."""
     command = ctx.command(program, args)
     ctx.commands.append(command)
     start = time.monotonic()
@@ -383,8 +403,10 @@ def child_cpu_seconds(ctx, program, args, timeout=30):
                for name, f in (("out", proc.stdout), ("err", proc.stderr))]
     for reader in readers:
         reader.start()
-    for reader in readers:
-        reader.join(timeout + ctx.slack)
+    demand = {}
+    while any(reader.is_alive() for reader in readers) and time.monotonic() - start < timeout + ctx.slack:
+        demand.update(thread_demand(proc.pid))
+        time.sleep(0.01)
     if any(reader.is_alive() for reader in readers):
         proc.kill()
         proc.wait()
@@ -392,7 +414,7 @@ def child_cpu_seconds(ctx, program, args, timeout=30):
     _, status, usage = os.wait4(proc.pid, 0)
     proc.returncode = os.waitstatus_to_exitcode(status)
     run = Run(proc.returncode, outputs["out"], outputs["err"], time.monotonic() - start)
-    return run, usage.ru_utime + usage.ru_stime
+    return run, sum(demand.values()) if demand else usage.ru_utime + usage.ru_stime
 
 
 def check_failure(ctx, program, args, pattern, bound):
@@ -917,15 +939,16 @@ def chapter3_cases():
 
     @case("chapter3:waits-without-spinning")
     def waits_without_spinning(ctx):
-        # The CPU a fetch costs with no wait, then with a 1.5 s wait for the
+        # The CPU a fetch wants with no wait, then with a 1.5 s wait for the
         # answer: sleeping in select() adds almost nothing; the tutorial's
-        # zero-timeout loop adds about 1.5 CPU-s (tests/bench/wait_cpu.sh).
+        # zero-timeout loop wants a core for the whole wait, 1.5 s more
+        # (tests/bench/wait_cpu.sh), however busy the machine is.
         _, plain = child_cpu_seconds(ctx, "chapter3", ["--quiet"])
         run, waiting = child_cpu_seconds(ctx, "chapter3", ["--quiet", "--scenario", "slow:1.5"])
         expect(run.rc == 0 and run.stdout == hello_response(), "the slow fetch failed: " + run.describe())
-        expect(waiting - plain < 0.3,
-               "expected under 0.3 CPU-s more than a fetch with no wait (the thread sleeps in "
-               "select until the answer comes); seen %.2f CPU-s more over a %.1f s wait"
+        expect(waiting - plain < 0.5,
+               "expected a thread that sleeps in select until the answer comes: under 0.5 s more "
+               "wanting a CPU than a fetch with no wait; seen %.2f s more over a %.1f s wait"
                % (waiting - plain, run.seconds))
 
     @case("chapter3:trace-shows-shutdown-and-close")
