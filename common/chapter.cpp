@@ -73,7 +73,8 @@ bool parse_seconds(const std::string& text, double& seconds) {
 
 int usage_error(const Program& program, const std::string& message) {
     // The message quotes what was typed: shown escaped, it stays one line.
-    std::fprintf(stderr, "%s: %s\n", program.name, net::terminal_safe(message.substr(0, 300)).c_str());
+    std::fprintf(stderr, "%s: %s\n", program.name,
+                 net::terminal_safe(message.substr(0, 300)).c_str());
     print_usage(program, stderr);
     return 2;
 }
@@ -121,7 +122,8 @@ int parse_command_line(int argc, char** argv, const Program& program, Options& o
             // The request target is visible ASCII (RFC 9112, 3.2): a space, a
             // control byte or a byte above 0x7e would break the request line.
             bool visible = !value.empty();
-            for (unsigned char c : value) visible = visible && c > 0x20 && c < 0x7f;
+            for (unsigned char c : value)
+                visible = visible && c > 0x20 && c < 0x7f;
             if (!visible)
                 return usage_error(program, "--path: '" + value +
                                                 "' must be non-empty visible ASCII: no spaces, "
@@ -169,8 +171,8 @@ int parse_command_line(int argc, char** argv, const Program& program, Options& o
         // It goes into the Host: header: no line break may smuggle in another.
         for (unsigned char c : options.host)
             if (c <= ' ' || c == 0x7f)
-                return usage_error(program, "HOST '" + options.host +
-                                                "' contains a space or a control byte");
+                return usage_error(
+                    program, "HOST '" + options.host + "' contains a space or a control byte");
     }
     if (positional.size() == 2) {
         if (!parse_port(positional[1]))

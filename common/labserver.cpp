@@ -56,7 +56,9 @@ bool is_token_char(char c) {  // RFC 9110, 5.6.2: the characters of a method or 
            std::strchr("!#$%&'*+-.^_`|~", c) != nullptr;
 }
 
-bool is_visible(char c) { return c > 0x20 && c < 0x7f; }  // no space, control or non-ASCII byte
+bool is_visible(char c) {
+    return c > 0x20 && c < 0x7f;
+}  // no space, control or non-ASCII byte
 
 // Can `line` (or its start, while it is still arriving) be a request line?
 // METHOD SP TARGET [SP HTTP/d.d] (RFC 9112, 3), each space a single one, or
@@ -104,10 +106,19 @@ bool is_field_line(const std::string& line) {
 }  // namespace
 
 HeadStatus parse_head(const std::string& head, Request& request) {
-    // A client may send an empty line or two before the request (RFC 9112, 2.2).
-    std::size_t at = head.find_first_not_of("\r\n");
-    if (at == std::string::npos || at > 4) return at == std::string::npos ? HeadStatus::incomplete
-                                                                           : HeadStatus::bad;
+    // A client may send an empty line or two (CRLF, or a bare LF) before the
+    // request line (RFC 9112, 2.2); a third, or a bare CR, is not a request.
+    std::size_t at = 0;
+    for (int empty_lines = 0;; ++empty_lines) {
+        std::size_t size = head.compare(at, 1, "\n") == 0     ? 1
+                           : head.compare(at, 2, "\r\n") == 0 ? 2
+                                                              : 0;
+        if (size == 0) break;
+        if (empty_lines == 2) return HeadStatus::bad;
+        at += size;
+    }
+    if (at == head.size() || head.compare(at, std::string::npos, "\r") == 0)
+        return HeadStatus::incomplete;  // nothing yet, or a CR whose LF may follow
     std::size_t end = head.find('\n', at);
     std::string line = head.substr(at, end == std::string::npos ? std::string::npos : end - at);
     bool whole = end != std::string::npos;

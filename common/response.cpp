@@ -11,7 +11,7 @@ namespace chapter {
 
 namespace {
 
-constexpr std::uint64_t max_head_size = 64 * 1024;  // status line + headers; more is refused
+constexpr std::uint64_t max_head_size = 64 * 1024;     // status line + headers; more is refused
 constexpr std::size_t max_chunk_line_size = 8 * 1024;  // a chunk-size line, extensions included
 constexpr int max_chunk_size_digits = 15;  // significant hex digits: up to 2^60 - 1 bytes
 
@@ -33,16 +33,17 @@ bool is_token_char(char c) {
            std::string("!#$%&'*+-.^_`|~").find(c) != std::string::npos;
 }
 
-bool is_digit(char c) { return c >= '0' && c <= '9'; }
+bool is_digit(char c) {
+    return c >= '0' && c <= '9';
+}
 
 // "HTTP/1.1 200 OK" or "HTTP/1.1 200": HTTP/1.DIGIT SP 3DIGIT, then SP and a
 // reason or nothing (RFC 9112, 4). Not "HTTP/1.1 2000 OK", and not another
 // major version: HTTP/2 and HTTP/3 never answer in this text form.
 bool is_status_line(const std::string& line) {
-    return line.size() >= 12 && line.compare(0, 7, "HTTP/1.") == 0 &&
-           line[6] == '.' && is_digit(line[7]) && line[8] == ' ' && line[9] >= '1' &&
-           line[9] <= '9' && is_digit(line[10]) && is_digit(line[11]) &&
-           (line.size() == 12 || line[12] == ' ');
+    return line.size() >= 12 && line.compare(0, 7, "HTTP/1.") == 0 && line[6] == '.' &&
+           is_digit(line[7]) && line[8] == ' ' && line[9] >= '1' && line[9] <= '9' &&
+           is_digit(line[10]) && is_digit(line[11]) && (line.size() == 12 || line[12] == ' ');
 }
 
 // "1234" -> 1234; false for anything but decimal digits, or for more than 18
@@ -253,7 +254,8 @@ void ResponseReader::end_of_head() {
         // when the server closes (rule 4).
         std::size_t comma = codings_.rfind(',');
         bool chunked =
-            trimmed(comma == std::string::npos ? codings_ : codings_.substr(comma + 1)) == "chunked";
+            trimmed(comma == std::string::npos ? codings_ : codings_.substr(comma + 1)) ==
+            "chunked";
         state_ = chunked ? State::chunk_size : State::until_eof;
         ending_ = chunked ? Ending::chunks : Ending::eof;
     } else if (has_length_) {

@@ -109,7 +109,11 @@ TEST_CASE("truncation-is-reported") {
                "headers (the server closed early)",
            got);
     got = fed(ok_head + "Transfer-Encoding: chunked\r\n\r\n5\r\nhello\r\n0\r\nX-T: 1\r\n", true);
-    EXPECT(got.find("response truncated: 5 body bytes in 1 chunks and the last chunk, but the trailer") == 0, got);
+    EXPECT(
+        got.find(
+            "response truncated: 5 body bytes in 1 chunks and the last chunk, but the trailer") ==
+            0,
+        got);
     got = fed(ok_head + "Transfer-Encoding: chunked\r\n\r\n5\r\nhello\r\n3\r\nab", true);
     EXPECT(got ==
                "response truncated: 7 body bytes in 2 chunks, and no last chunk (the server "
@@ -144,9 +148,11 @@ TEST_CASE("excess-and-malformed-are-failures") {
     got = fed(ok_head + "no colon here\r\n\r\n");
     EXPECT(got == "response malformed: header line 'no colon here'", got);
     got = fed(ok_head + "X-Evil: \x1b[2J\r\n" + std::string(70000, 'a'));
-    EXPECT(got == "response malformed: status line and headers over 65536 bytes", got.substr(0, 120));
+    EXPECT(got == "response malformed: status line and headers over 65536 bytes",
+           got.substr(0, 120));
     got = fed(ok_head + "Transfer-Encoding: chunked\r\n\r\n5;" + std::string(9000, 'e'));
-    EXPECT(got.find("response malformed: a chunk-size line over 8192 bytes") == 0, got.substr(0, 120));
+    EXPECT(got.find("response malformed: a chunk-size line over 8192 bytes") == 0,
+           got.substr(0, 120));
     std::string many_headers;
     for (int i = 0; i < 20000; ++i)
         many_headers += "X: a\r\n";
@@ -185,19 +191,21 @@ TEST_CASE("transfer-encoding-frames-the-body") {
     // The last coding is not chunked: the body ends at the FIN (RFC 9112, 6.3
     // rule 4), whatever the Content-Length says (rule 3).
     chapter::ResponseReader r;
-    std::string got = fed(ok_head + "Transfer-Encoding: gzip\r\nContent-Length: 2\r\n\r\nabcdef",
-                          true, &r);
+    std::string got =
+        fed(ok_head + "Transfer-Encoding: gzip\r\nContent-Length: 2\r\n\r\nabcdef", true, &r);
     EXPECT(got == "complete" && r.body_bytes() == 6, got);
     EXPECT(r.how_it_ended().find("Transfer-Encoding 'gzip' does not end in chunked") !=
                std::string::npos,
            r.how_it_ended());
     // Two lines are one list (RFC 9110, 5.3): "gzip" then "chunked" is chunked.
-    got = fed(ok_head + "Transfer-Encoding: gzip\r\nTransfer-Encoding: chunked\r\n\r\n"
-                        "3\r\nabc\r\n0\r\n\r\n",
+    got = fed(ok_head +
+                  "Transfer-Encoding: gzip\r\nTransfer-Encoding: chunked\r\n\r\n"
+                  "3\r\nabc\r\n0\r\n\r\n",
               false, &r);
     EXPECT(got == "complete" && r.body_bytes() == 3, got);
-    got = fed(ok_head + "Transfer-Encoding: chunked\r\nTransfer-Encoding: gzip\r\n\r\n"
-                        "3\r\nabc\r\n0\r\n\r\n",
+    got = fed(ok_head +
+                  "Transfer-Encoding: chunked\r\nTransfer-Encoding: gzip\r\n\r\n"
+                  "3\r\nabc\r\n0\r\n\r\n",
               true, &r);
     EXPECT(got == "complete" && r.body_bytes() == 13, "chunked, gzip: to the FIN: " + got);
 }
@@ -210,7 +218,9 @@ TEST_CASE("field-lines-as-rfc-9112-reads-them") {
     got = fed(ok_head + "X-A: 1\rContent-Length: 4\r\n\r\nbody", true);
     EXPECT(got.find("response malformed: a CR inside a line") == 0, got);
     // A NUL in a field must be refused or read as a space (RFC 9110, 5.5).
-    got = fed(ok_head + std::string("Transfer-Encoding: chunked\0\r\n\r\n5\r\nhello\r\n0\r\n\r\n", 46), true);
+    got = fed(
+        ok_head + std::string("Transfer-Encoding: chunked\0\r\n\r\n5\r\nhello\r\n0\r\n\r\n", 46),
+        true);
     EXPECT(got.find("response malformed: a NUL byte in a line") == 0, got);
     // obs-fold: a user agent reads it as a space (5.2).
     chapter::ResponseReader r;
@@ -243,13 +253,17 @@ TEST_CASE("status-line-and-chunk-size-shapes") {
     // The chunk-size line limit is the same whether the line ends in CRLF or LF.
     std::string longest = "5;x=" + std::string(8188, 'v');
     for (const char* end : {"\r\n", "\n"}) {
-        got = fed(ok_head + "Transfer-Encoding: chunked\r\n\r\n" + longest + end + "hello\r\n0\r\n\r\n");
+        got = fed(ok_head + "Transfer-Encoding: chunked\r\n\r\n" + longest + end +
+                  "hello\r\n0\r\n\r\n");
         EXPECT(got == "complete", "an 8192-byte chunk-size line: " + got.substr(0, 100));
-        got = fed(ok_head + "Transfer-Encoding: chunked\r\n\r\n" + longest + "v" + end + "hello\r\n0\r\n\r\n");
-        EXPECT(got.find("response malformed: a chunk-size line over 8192 bytes") == 0, got.substr(0, 100));
+        got = fed(ok_head + "Transfer-Encoding: chunked\r\n\r\n" + longest + "v" + end +
+                  "hello\r\n0\r\n\r\n");
+        EXPECT(got.find("response malformed: a chunk-size line over 8192 bytes") == 0,
+               got.substr(0, 100));
     }
     for (const char* size : {"-5", "0x5", "1_0", "+5", " 5"}) {
         got = fed(ok_head + "Transfer-Encoding: chunked\r\n\r\n" + size + "\r\nhello\r\n0\r\n\r\n");
-        EXPECT(got.find("response malformed: chunk size line") == 0, std::string(size) + ": " + got);
+        EXPECT(got.find("response malformed: chunk size line") == 0,
+               std::string(size) + ": " + got);
     }
 }
