@@ -28,8 +28,7 @@ void print_usage(const Program& program, FILE* out) {
         "\n"
         "Without HOST it starts the built-in lab server on 127.0.0.1 and talks to it.\n"
         "HOST is a name or an IPv4/IPv6 address; PORT defaults to 80.\n"
-        "stdout gets exactly the bytes received; narration and errors go to stderr.\n"
-        "Exit status: 0 response read to the end, 1 network failure, 2 usage error.\n"
+        "%s"
         "\n"
         "options:\n"
         "  --path PATH            request target (default /)\n"
@@ -39,7 +38,12 @@ void print_usage(const Program& program, FILE* out) {
         "  --trace                print every socket call and its result on stderr\n"
         "  --quiet                no narration (errors are still printed)\n"
         "  --help                 this text\n",
-        program.name, program.summary, program.default_scenario);
+        program.name, program.summary,
+        program.output_and_status
+            ? program.output_and_status
+            : "stdout gets exactly the bytes received; narration and errors go to stderr.\n"
+              "Exit status: 0 response read to the end, 1 network failure, 2 usage error.\n",
+        program.default_scenario);
     for (const ExtraOption& extra : program.extras) {
         std::string left = std::string("--") + extra.name;
         if (extra.value_name) left += std::string(" ") + extra.value_name;

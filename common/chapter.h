@@ -43,6 +43,9 @@ struct Program {
     const char* summary;           // one line for --help
     const char* default_scenario;  // built-in server scenario when --scenario is absent
     std::vector<ExtraOption> extras;
+    // For --help: what stdout gets and the exit status, when they are not
+    // every chapter's (chapter 5's many connections); nullptr for the usual.
+    const char* output_and_status = nullptr;
 };
 
 // Parse the command line into `options`. Returns -1 to go on, or the exit

@@ -14,6 +14,9 @@
 #else
 #include <sys/ioctl.h>
 #include <sys/resource.h>
+#ifdef __APPLE__
+#include <sys/sysctl.h>  // sysctlbyname
+#endif
 #endif
 
 namespace net {
@@ -332,11 +335,29 @@ DescriptorLimit raise_descriptor_limit() {
     rlimit files{};
     if (::getrlimit(RLIMIT_NOFILE, &files) != 0) return limit;
     limit.before = limit.now = files.rlim_cur;
-    // An unlimited hard limit (macOS) cannot be the soft one: stop at 2^20.
-    rlim_t wanted = files.rlim_max == RLIM_INFINITY ? rlim_t{1} << 20 : files.rlim_max;
+    rlim_t wanted = files.rlim_max;
+#ifdef __APPLE__
+    // macOS reports an unlimited hard limit, but its setrlimit refuses a soft
+    // limit above the sysctl kern.maxfilesperproc with EINVAL: Apple's
+    // getrlimit(2) man page, COMPATIBILITY ("It no longer accepts rlim_cur =
+    // RLIM_INFINITY for RLIM_NOFILE"), and xnu's dosetrlimit() in
+    // bsd/kern/kern_resource.c. Go caps it at that sysctl for the same reason
+    // (adjustFileLimit in src/syscall/rlimit_darwin.go). Read, not run: we
+    // ask for at most kern.maxfilesperproc.
+    int per_process = 0;
+    std::size_t length = sizeof per_process;
+    if (::sysctlbyname("kern.maxfilesperproc", &per_process, &length, nullptr, 0) == 0 &&
+        per_process > 0 && static_cast<rlim_t>(per_process) < wanted)
+        wanted = static_cast<rlim_t>(per_process);
+#endif
+    // Any other unlimited hard limit cannot be the soft one either: stop at 2^20.
+    if (wanted == RLIM_INFINITY) wanted = rlim_t{1} << 20;
     if (files.rlim_cur != RLIM_INFINITY && files.rlim_cur < wanted) {
         files.rlim_cur = wanted;
-        if (::setrlimit(RLIMIT_NOFILE, &files) == 0) limit.now = wanted;
+        // Refused (EINVAL, EPERM): the limit in force is still the one we
+        // found. Accepted: read back what is in force, not what we asked for.
+        if (::setrlimit(RLIMIT_NOFILE, &files) != 0) return limit;
+        if (::getrlimit(RLIMIT_NOFILE, &files) == 0) limit.now = files.rlim_cur;
     }
 #endif
     return limit;

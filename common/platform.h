@@ -165,8 +165,10 @@ std::string printable(const std::string& text, std::size_t max = 60);
 std::string terminal_safe(const std::string& text);
 
 // How many descriptors this process may open, after raising the soft
-// RLIMIT_NOFILE to the hard limit (POSIX). `before` is the soft limit we
-// found. Windows has no such limit for sockets: both are 0 there.
+// RLIMIT_NOFILE to the hard limit (POSIX; on macOS at most the sysctl
+// kern.maxfilesperproc, the most its setrlimit accepts). `before` is the soft
+// limit we found, `now` the one in force afterwards, as getrlimit reads it.
+// Windows has no such limit for sockets: both are 0 there.
 struct DescriptorLimit {
     std::uint64_t before = 0, now = 0;
 };

@@ -11,7 +11,9 @@ TEST_CASE (tests/claims/*.cpp):
 
 (an empty "//" line between the two: a long line may be wrapped)
 
-Claims about Python (tests/python_claims.py) are Linux only, by strace.
+Claims about Python (tests/python_claims.py) are Linux only, by strace; a
+"# linux: ..." comment line right above a @claim says otherwise for that one
+(a claim measured another way, or asserted only with some glibc).
 
     claim_scopes.py --root ROOT            check: every test has a scope, and the
                                            table in docs/portability.md is current
@@ -58,12 +60,17 @@ def claim_tests(root):
             linux, wine = describe(scope)
             rows.append((match.group(1), linux, wine, elsewhere, "tests/claims/" + os.path.basename(path)))
     python = os.path.join(root, "tests", "python_claims.py")
+    previous = ""
     for line in open(python, encoding="utf-8"):
         match = re.match(r'^@claim\("([^"]+)"\)', line)
         if match:
-            rows.append((match.group(1), "asserted (CPython under strace)",
+            # A "# linux: ..." line right above the claim says how it is
+            # asserted when that is not the usual trace.
+            linux = re.match(r"^# linux: (.+)$", previous)
+            rows.append((match.group(1), linux.group(1).strip() if linux else "asserted (CPython under strace)",
                          "skipped: CPython on Linux only", "Windows: read in CPython's source "
                          "(docs/python-underneath.md)", "tests/python_claims.py"))
+        previous = line
     return rows, problems
 
 

@@ -16,9 +16,10 @@ and the students' programs here.
 
 The same script proves the grader in CTest (`--list` names the cases):
 every reference chapter passes its checks in full, every untouched starter
-fails them, and each typical student mistake (MISTAKES: a reference chapter
+fails them, each typical student mistake (MISTAKES: a reference chapter
 with one change, built by tests/CMakeLists.txt) is caught by the check meant
-to catch it.
+to catch it, and each correct program written another way (VARIANTS, built
+the same way) passes them.
 """
 import argparse
 import os
@@ -127,6 +128,23 @@ MISTAKES = {
         5, "the event loop's sockets left blocking: a recv that waits for a dripping peer stops them all",
         [("if (net::set_nonblocking(sock.get(), true) != 0) {", "if (net::set_nonblocking(sock.get(), false) != 0) {")],
         "chapter5:every-scenario-poll"),
+}
+# Correct variants: (lab, how it differs from the reference, edits to the
+# reference chapter, the cases of the checks it must pass). A check asks only
+# for what its title and the lab's TODOs ask for, so a right program written
+# another way passes it. tests/CMakeLists.txt builds each as the program
+# variant-NAME (`--write-variant`), and the checks named here must pass it
+# (the reference, which differs only in the edits, passes all of them:
+# reference-N-passes).
+VARIANTS = {
+    "connect-end-untraced": (
+        5, "the connect's end asked of SO_ERROR, with no --trace line for getsockopt (no TODO asks for one)",
+        [('    std::string traced_call = "getsockopt(" + std::to_string(c.sock.get()) + ", SO_ERROR) = ";\n', ""),
+         ('        trace::line(traced_call + "-1 " + net::error_name(so_error) + " (" +\n'
+          '                    net::error_text(so_error) + ")");\n', ""),
+         ('        trace::line(traced_call + "0, value " +\n'
+          '                    (so_error ? net::error_name(so_error) : "0 (connected)"));\n', "")],
+        ["chapter5:trace-poll"]),
 }
 # Where a check cannot catch a mistake: under Wine an abortive close
 # sometimes reaches the server as a FIN, so the linger0 check accepts a FIN
@@ -256,18 +274,31 @@ def define_proofs(options):
                    "check %d (%s) did not catch the mistake" % (number, case_name))
         proof("mistake-" + name)(mistake)
 
+    for name, (lab, _, _, case_names) in VARIANTS.items():
+        def variant(name=name, lab=lab, case_names=case_names):
+            _, _, out = graded(options, lab, "variant-" + name)
+            for case_name in case_names:
+                number = [c for _, c in CHECKS[lab]].index(case_name) + 1
+                expect(any(l.startswith("check %d of %d: " % (number, len(CHECKS[lab]))) and l.endswith(" ok")
+                           for l in out.splitlines()),
+                       "check %d (%s) failed a correct program" % (number, case_name))
+        proof("variant-" + name)(variant)
 
-def write_mistake(name, path):
-    lab, _, edits, _ = MISTAKES[name]
+
+def write_edited(kind, name, path):
+    """Write the reference chapter with the edits of MISTAKES[name] (kind
+    "mistake") or VARIANTS[name] (kind "variant") to path."""
+    lab, what, edits, _ = (MISTAKES if kind == "mistake" else VARIANTS)[name]
     source = [os.path.join(ROOT, "chapters", d, "chapter%d.cpp" % lab)
               for d in os.listdir(os.path.join(ROOT, "chapters")) if d.startswith("%02d_" % lab)][0]
     text = open(source).read()
     for find, replace in edits:
         if text.count(find) != 1:
-            raise SystemExit("mistake %s: %r is not in %s exactly once" % (name, find, source))
+            raise SystemExit("%s %s: %r is not in %s exactly once" % (kind, name, find, source))
         text = text.replace(find, replace)
+    title = "A typical mistake" if kind == "mistake" else "A correct variant"
     with open(path, "w") as f:
-        f.write("// A typical mistake, for tests/labcheck.py: %s.\n" % MISTAKES[name][1] + text)
+        f.write("// %s, for tests/labcheck.py: %s.\n" % (title, what) + text)
 
 
 def main():
@@ -279,6 +310,8 @@ def main():
     parser.add_argument("--list", action="store_true", help="the CTest cases that prove the grader")
     parser.add_argument("--list-mistakes", action="store_true")
     parser.add_argument("--write-mistake", nargs=2, metavar=("NAME", "PATH"))
+    parser.add_argument("--list-variants", action="store_true")
+    parser.add_argument("--write-variant", nargs=2, metavar=("NAME", "PATH"))
     parser.add_argument("--root")
     parser.add_argument("--bin-dir", default=".")
     parser.add_argument("--suffix", default="")
@@ -287,8 +320,14 @@ def main():
     if options.list_mistakes:
         print("\n".join(sorted(MISTAKES)))
         return 0
+    if options.list_variants:
+        print("\n".join(sorted(VARIANTS)))
+        return 0
     if options.write_mistake:
-        write_mistake(*options.write_mistake)
+        write_edited("mistake", *options.write_mistake)
+        return 0
+    if options.write_variant:
+        write_edited("variant", *options.write_variant)
         return 0
     register_cases()
     if options.lab:

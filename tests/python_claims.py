@@ -14,6 +14,7 @@ missing strace, or ptrace refused, is a failure, not a skip.
 import argparse
 import os
 import re
+import select
 import shutil
 import socket
 import subprocess
@@ -29,7 +30,9 @@ BIN_DIR = "."
 EMULATED = False
 
 # The calls that matter for sockets. strace names them as the kernel does:
-# recv() is recvfrom, send() is sendto, select() is pselect6 (glibc on Linux).
+# recv() is recvfrom, send() is sendto, and select() is pselect6 with glibc
+# 2.33 and later, the select system call with older glibc on x86-64 (both are
+# traced, so a filter on one alone cannot miss the wait).
 TRACED = "trace=%network,poll,ppoll,select,pselect6,ioctl,fcntl,close,rt_sigaction"
 # The traced lines start and end at these two harmless, failing calls, so the
 # interpreter's own start-up and exit are left out.
@@ -185,6 +188,37 @@ class SlowReader:
         self.listener.close()
 
 
+class UnansweredListener:
+    """A listener that never accepts, with its accept queue full: a connect
+    to it gets no answer (the SYN is dropped), so only a timeout ends it."""
+
+    def __init__(self):
+        self.listener = socket.socket()
+        self.listener.bind(("127.0.0.1", 0))
+        self.listener.listen(0)
+        self.port = self.listener.getsockname()[1]
+        self.fillers = []
+        for _ in range(64):
+            filler = socket.socket()
+            filler.setblocking(False)
+            filler.connect_ex(("127.0.0.1", self.port))
+            self.fillers.append(filler)
+            if not select.select([], [filler], [], 0.3)[1]:
+                return  # this one got no answer: the queue is full
+        self.close()
+        raise Failed("could not fill the listen backlog")
+
+    def close(self):
+        for s in self.fillers + [self.listener]:
+            s.close()
+
+    def __enter__(self):
+        return self
+
+    def __exit__(self, *exc):
+        self.close()
+
+
 REQUEST = r'b"GET / HTTP/1.1\r\nHost: lab\r\nConnection: close\r\n\r\n"'
 
 
@@ -240,6 +274,28 @@ def connect_timeout_polls():
                r"^poll\(\[\{fd=FD, events=POLLOUT\|POLLERR\}\], 1, 2000\) = 1",
                r"^getsockopt\(FD, SOL_SOCKET, SO_ERROR, \[0\]")
     t.none(r"^(p?select6?)\(", "CPython waits for the connect with poll, not select")
+
+
+@claim("python-connect-timeout-expires")
+def connect_timeout_expires():
+    # The same connect to a listener that never answers: the poll times out
+    # after the timeout (in ms), and connect() raises socket.timeout (the
+    # TimeoutError class since 3.10) without asking SO_ERROR.
+    snippet = """s = socket.socket()
+s.settimeout(0.3)
+try:
+    s.connect(('127.0.0.1', PORT))
+except socket.timeout as error:
+    print("raised: %s" % error, file=sys.stderr)
+s.close()"""
+    with UnansweredListener() as peer:
+        t = run_traced(snippet, peer.port)
+    t.in_order(r"^ioctl\(FD, FIONBIO, \[1\]\) = 0$",
+               r"^connect\(FD, .*\) = -1 EINPROGRESS",
+               r"^poll\(\[\{fd=FD, events=POLLOUT\|POLLERR\}\], 1, 300\) = 0 \(Timeout\)$",
+               r"^close\(FD\) = 0$")
+    t.none(r"^getsockopt\(FD, SOL_SOCKET, SO_ERROR", "a connect that timed out has no SO_ERROR to read")
+    expect("raised: timed out" in t.stderr, "connect() did not raise socket.timeout:\n" + t.stderr)
 
 
 @claim("python-create-connection")
@@ -319,8 +375,19 @@ s.close()"""
     print("poll timeouts (ms): %s" % waits)
 
 
+# linux: asserted with glibc 2.33 or later (CPython under strace); skipped with an older glibc, whose select() is the select system call on x86-64
 @claim("python-select-is-pselect6")
 def select_is_pselect6():
+    # glibc's select() became pselect6 on 64-bit Linux in glibc 2.33
+    # (pselect6_time64 on 32-bit; commit 2433d39b69, "linux: Add time64 select
+    # support"); before, it made the select system call where the kernel has
+    # one, as on x86-64.
+    glibc = os.confstr("CS_GNU_LIBC_VERSION") or ""  # "glibc 2.36"
+    version = tuple(int(n) for n in re.findall(r"\d+", glibc)[:2])
+    if not glibc.startswith("glibc ") or version < (2, 33):
+        raise Skipped("%s: the claim is about glibc 2.33 and later, whose select() is pselect6"
+                      % (glibc or "not glibc"))
+    print(glibc)
     snippet = """s = socket.socket()
 s.connect(('127.0.0.1', PORT))
 select.select([s], [], [], 0)
@@ -330,7 +397,7 @@ s.close()"""
         t = run_traced(snippet, lab.port)
     t.in_order(r"^pselect6\(\d+, \[FD\], NULL, NULL, \{tv_sec=0, tv_nsec=0\}, NULL\) = 0 \(Timeout\)$",
                r"^pselect6\(\d+, \[FD\], NULL, NULL, \{tv_sec=0, tv_nsec=250000000\}, NULL\) = 0 \(Timeout\)$")
-    t.none(r"^select\(", "glibc's select() is the pselect6 system call on Linux")
+    t.none(r"^select\(", "%s: select() made the select system call, not pselect6" % glibc)
 
 
 @claim("python-shutdown-close")
@@ -344,6 +411,7 @@ s.close()"""
     t.in_order(r"^connect\(FD", r"^shutdown\(FD, SHUT_WR\) = 0$", r"^close\(FD\) = 0$")
 
 
+# linux: asserted (CPython's CPU time, from getrusage; not a trace)
 @claim("python-select-client-sleeps-while-waiting")
 def select_client_sleeps():
     # Not a trace: the CPU the corrected tutorial program spends while the

@@ -80,6 +80,28 @@ TEST_CASE("poll-watches-beyond-fd-setsize") {
 #endif
 }
 
+// scope: linux, wine
+//
+// elsewhere: POSIX allows a non-blocking connect to complete at once ("If the connection cannot be
+// established immediately and O_NONBLOCK is set", connect() fails with EINPROGRESS: POSIX
+// connect(), read); whether a BSD or macOS ever does on loopback was not run
+TEST_CASE("nonblocking-connect-in-progress-on-loopback") {
+    // 100 non-blocking connects to a listener on 127.0.0.1: none completes
+    // inside connect(), even with the peer on this machine.
+    harness::Listener listener = harness::listen_on_loopback(AF_INET, 128);
+    std::vector<net::Socket> started;
+    for (int i = 1; i <= 100; ++i) {
+        net::Socket sock(must(::socket(AF_INET, SOCK_STREAM, IPPROTO_TCP), "socket"));
+        must(net::set_nonblocking(sock.get(), true), "set_nonblocking");
+        int rc = ::connect(sock.get(), listener.addr(), listener.length);
+        int err = net::last_error();
+        EXPECT(rc == -1 && net::is_in_progress(err),
+               "connect " + std::to_string(i) + " of 100 returned " + std::to_string(rc) +
+                   (rc == -1 ? " " + describe(err) : ": connected at once"));
+        started.push_back(std::move(sock));
+    }
+}
+
 // scope: linux; wine skips: Winsock ignores select's first argument (Microsoft's select() page)
 //
 // elsewhere: POSIX defines nfds the same way (select(2), POSIX select: read)
@@ -112,8 +134,9 @@ TEST_CASE("select-scans-up-to-nfds") {
 // scope: linux, wine
 //
 // elsewhere: real Windows before Windows 10 version 2004 (build 19041): WSAPoll never reports a
-// failed connect (curl's commit 8bad5f2 disabling WSAPoll; the winpoll package's notes: read, not
-// run)
+// failed connect (curl's commit 8bad5f2 disabling WSAPoll; the winpoll package's notes); from that
+// version on, a TCP socket that fails to connect is indicated with POLLHUP, POLLERR and POLLWRNORM
+// (Microsoft's WSAPoll function page, Remarks). Read, not run
 TEST_CASE("poll-reports-refused-connect") {
     net::Socket sock = start_connect(harness::unused_port());
     net::pollfd_t watched{};

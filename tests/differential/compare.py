@@ -8,6 +8,12 @@
      llhttp          Node.js's HTTP client, strict, as Node runs by default
      llhttp-lenient  the same with insecureHTTPParser: true
      cpython         CPython's http.client
+   And one judge that must agree with ours on every response:
+     twin            the Python twin of chapter 3's reader (ResponseReader in
+                     chapters/03_select/select_client.py), fed whole and in
+                     pieces of 1 to 13 bytes (--split: the verdicts must match)
+   It must give the same verdict, the same body length and the same words
+   (the reader's message, or how the response ended); no table excuses it.
 3. Every response where a reference judge says something else than ours is a
    disagreement. Its category must have a row in the table of
    docs/http-framing.md, whose cell for that judge says what the judge does
@@ -16,7 +22,8 @@
    difference no response shows any more, or a row for a category that is
    not generated, fails the check too.
 
-Exit: 0 pass, 1 fail, 77 skip (no Node.js; with CI=true that is a failure).
+Exit: 0 pass, 1 fail, 77 skip (no Node.js, once the twin has agreed; with
+CI=true a missing Node.js is a failure).
 Standard library only; runs under `python -S`.
 """
 import argparse
@@ -159,8 +166,7 @@ def node_command():
         return node
     if os.environ.get("CI") == "true":
         raise Failed("node (Node.js) is not installed, and under CI=true that is a failure")
-    print("SKIP: node (Node.js) is not installed: no llhttp to compare with")
-    sys.exit(77)
+    return None  # the check is skipped, after the twin's part (check())
 
 
 def versions(node):
@@ -192,6 +198,7 @@ def judge_commands(args, node, responses):
         "llhttp": ([node, llhttp, responses], None),
         "llhttp-lenient": ([node, llhttp, "--lenient", responses], None),
         "cpython": ([sys.executable, "-S", os.path.join(HERE, "cpython_verdict.py"), responses], None),
+        "twin": ([sys.executable, "-S", os.path.join(HERE, "twin_verdict.py"), "--split", responses], None),
     }
 
 
@@ -203,6 +210,20 @@ def disagreements(names, said):
             if not same(said["ours"][name], said[judge][name]):
                 found.setdefault((category_of(name), judge), []).append(name)
     return found
+
+
+def twin_differences(names, said, data):
+    """A problem for each response where the Python twin's reader says
+    another verdict, body length or message than ours: it has no table."""
+    differ = [name for name in names if said["twin"][name] != said["ours"][name]]
+    problems = []
+    for name in differ[:EXAMPLES * 3]:
+        problems.append("%s: the Python twin (select_client.py) and ours disagree\n    bytes: %s\n"
+                        "    ours: %s\n    twin: %s"
+                        % (name, escaped(data[name]), shown(said["ours"][name]), shown(said["twin"][name])))
+    if len(differ) > EXAMPLES * 3:
+        problems.append("... and %d more responses where the twin and ours disagree" % (len(differ) - EXAMPLES * 3))
+    return problems
 
 
 def undocumented(disagree, table, names, said, data):
@@ -244,14 +265,31 @@ def stale(disagree, table, names):
     return problems
 
 
+def check_twin_only(args, work, responses, data, names):
+    """Without Node.js: the Python twin against ours still, then skip."""
+    commands = judge_commands(args, "node", responses)
+    run_judges({judge: commands[judge] for judge in ("ours", "twin")}, work)
+    said = {judge: verdicts(judge, work, names) for judge in ("ours", "twin")}
+    problems = twin_differences(names, said, data)
+    for problem in problems:
+        print("FAIL " + problem)
+    if problems:
+        return 1
+    print("SKIP: node (Node.js) is not installed: no llhttp to compare with "
+          "(the Python twin agrees with ours on all %d responses)" % len(names))
+    return 77
+
+
 def check(args):
     node = node_command()
     work = args.work_dir or tempfile.mkdtemp(prefix="differential-")
     os.makedirs(work, exist_ok=True)
     responses, data = generate(work)
     names = sorted(data)
+    if node is None:
+        return check_twin_only(args, work, responses, data, names)
     run_judges(judge_commands(args, node, responses), work)
-    said = {judge: verdicts(judge, work, names) for judge in ["ours"] + [j for j, _ in REFERENCES]}
+    said = {judge: verdicts(judge, work, names) for judge in ["ours", "twin"] + [j for j, _ in REFERENCES]}
     table = documented(args.root)
 
     problems = []
@@ -260,6 +298,7 @@ def check(args):
         if said["ours"][name][0] not in ("complete", "truncated", "malformed", "too-long", "empty"):
             problems.append("%s: our reader said %s\n    bytes: %s"
                             % (name, shown(said["ours"][name]), escaped(data[name])))
+    problems += twin_differences(names, said, data)
     disagree = disagreements(names, said)
     problems += undocumented(disagree, table, names, said, data)
     problems += stale(disagree, table, names)
@@ -283,9 +322,10 @@ def check(args):
     for problem in problems:
         print("FAIL " + problem)
     print("differential: %d responses, %d agree with llhttp, %d with CPython, "
-          "%d documented disagreements in %d categories"
+          "%d documented disagreements in %d categories; the Python twin agrees on %d"
           % (len(names), agreeing["llhttp"], agreeing["cpython"], len(documented_names),
-             len(set(category_of(name) for name in documented_names))))
+             len(set(category_of(name) for name in documented_names)),
+             sum(said["twin"][name] == said["ours"][name] for name in names)))
     return 1 if problems else 0
 
 

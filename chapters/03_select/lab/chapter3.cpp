@@ -107,10 +107,13 @@ enum class Ready { yes, timed_out, failed };
 // [claim:poll-eintr-returns-early]: we go round again with the time that is
 // left, so the total wait stays one deadline, however often we wake.
 //
-// Python's select.select() is this same call; on Linux, glibc makes both it
-// and ours with the pselect6 system call, which is the name strace shows
-// [claim:python-select-is-pselect6]. (Likewise recv and send reach the
-// kernel as recvfrom and sendto; --trace prints the names in this source.)
+// Python's select.select() is this same call. On 64-bit Linux, glibc 2.33
+// and later make both it and ours with the pselect6 system call, which is the
+// name strace shows [claim:python-select-is-pselect6] (seen with glibc 2.36);
+// glibc 2.32 and earlier on x86-64 make the select system call (glibc commit
+// 2433d39b69, "linux: Add time64 select support": read). (Likewise recv and
+// send reach the kernel as recvfrom and sendto; --trace prints the names in
+// this source.)
 //
 // Windows reports a failed non-blocking connect in the exception set, not as
 // writable [claim:windows-failed-connect-in-exceptfds]; POSIX reports it as
@@ -171,8 +174,11 @@ net::Socket connect_to_host(const Options& options) {
             continue;
         }
         // An fd_set on POSIX is a bitmap of FD_SETSIZE (1024) bits: FD_SET on a
-        // larger descriptor writes past its end. A program with that many files
-        // open needs poll() instead; we stop with a clear error.
+        // larger descriptor is out of bounds. Built with _FORTIFY_SOURCE, glibc's
+        // FD_SET stops the program ("bit out of range 0 - FD_SETSIZE on
+        // fd_set"); without it, FD_SET writes past the set (chapter 5's README
+        // shows both). A program with that many files open needs poll()
+        // instead; we stop with a clear error.
         if (!net::fits_in_fd_set(sock.get())) {
             last_failure = Failure(
                 "select", "descriptor " + std::to_string(sock.get()) + " is beyond FD_SETSIZE (" +

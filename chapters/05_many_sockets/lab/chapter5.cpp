@@ -88,7 +88,12 @@ const chapter::Program program = {
       &wait_text, nullptr},
      {"output", "DIR",
       "write the response of connection K to DIR/response-K; stdout gets the lines", &output_dir,
-      nullptr}}};
+      nullptr}},
+    "With --connections 1, stdout gets exactly the bytes received; narration and errors go to\n"
+    "stderr. Exit status: 0 response read to the end, 1 network failure, 2 usage error.\n"
+    "With more connections (or --output), stdout gets one line per connection as it ends,\n"
+    "INDEX ok|failed BYTES bytes SECONDS s [ERROR]. Exit status: 0 only when every\n"
+    "connection got its whole response, 1 when any did not, 2 usage error.\n"};
 
 enum class State { connecting, sending, receiving, done, failed };
 
@@ -224,9 +229,11 @@ void start_connect(Loop& loop, Connection& c) {
             continue;
         }
         // An fd_set on POSIX is a bitmap of FD_SETSIZE (1024) bits: FD_SET
-        // on a larger descriptor writes past its end, so select() cannot
-        // watch it; on Windows an fd_set holds FD_SETSIZE (64) sockets.
-        // poll() has neither limit.
+        // on a larger descriptor is out of bounds (glibc built with
+        // _FORTIFY_SOURCE aborts the program; without it, FD_SET writes past
+        // the set: the README shows both), so select() cannot watch it; on
+        // Windows an fd_set holds FD_SETSIZE (64) sockets. poll() has neither
+        // limit.
         if (loop.use_select && !net::select_can_watch(sock.get(), loop.in_flight)) {
             ++loop.beyond_fd_setsize;
 #ifdef _WIN32
@@ -259,7 +266,10 @@ void start_connect(Loop& loop, Connection& c) {
         ++loop.in_flight;
         c.deadline = idle_deadline(loop.options);
         c.state = State::connecting;
-        if (rc == 0) send_request(loop, c);  // connected at once: it happens on loopback
+        // On Linux even a loopback connect is still under way when connect()
+        // returns [claim:nonblocking-connect-in-progress-on-loopback]; POSIX
+        // allows one to be done at once (connect(): read): then send now.
+        if (rc == 0) send_request(loop, c);
         return;
     }
     finish(loop, c, State::failed,
@@ -274,7 +284,9 @@ void start_connect(Loop& loop, Connection& c) {
 // [claim:windows-failed-connect-in-exceptfds]: whatever woke us, SO_ERROR
 // tells. Before Windows 10 version 2004, WSAPoll never reported a refused
 // connect at all; there the connection waits out its --timeout (curl's
-// commit 8bad5f2 and the winpoll package's notes: read, not run).
+// commit 8bad5f2 and the winpoll package's notes). From that version on,
+// Microsoft's WSAPoll page says a failed connect is reported with POLLHUP,
+// POLLERR and POLLWRNORM. Read, not run.
 void connect_ended(Loop& loop, Connection& c) {
     // TODO 1: ask SO_ERROR how the connect ended; connected: send; failed: next address.
     chapter::todo(1, "ask SO_ERROR how the connect ended; connected: send; failed: next address");
@@ -501,8 +513,9 @@ int main(int argc, char** argv) {
                     static_cast<unsigned long long>(needed));
         if (limit.now != 0 && needed > limit.now)
             narrate(options,
-                    "descriptor limit %llu (the hard limit, ulimit -Hn): %lu connections need "
-                    "about %llu; those past it fail in socket() with EMFILE",
+                    "descriptor limit %llu (as far as it could be raised: ulimit -Hn, on macOS "
+                    "kern.maxfilesperproc): %lu connections need about %llu; those past it fail "
+                    "in socket() with EMFILE",
                     static_cast<unsigned long long>(limit.now), count,
                     static_cast<unsigned long long>(needed));
 
