@@ -23,6 +23,7 @@ import sys
 HERE = os.path.dirname(os.path.abspath(__file__))
 sys.path.insert(0, os.path.join(HERE, "..", "..", "chapters", "03_select"))
 from select_client import Failure, ResponseReader  # noqa: E402 (after the path)
+from cpython_verdict import files_in  # noqa: E402 (a file or a folder of files, in name order)
 
 # The start of a Failure's text -> the verdict, as response_verdict.cpp maps it.
 VERDICTS = [
@@ -54,16 +55,6 @@ def judge(data, pieces=None):
     if not reader.complete():
         return "not-complete-after-eof", "-", reader.how_it_ended()
     return "complete", str(reader.body_bytes), reader.how_it_ended()
-
-
-def files_in(args):
-    files = []
-    for arg in args:
-        if os.path.isdir(arg):
-            files += [os.path.join(arg, name) for name in sorted(os.listdir(arg))]
-        else:
-            files.append(arg)
-    return files
 
 
 def main():
