@@ -1,7 +1,6 @@
 // chapter.cpp - command line, narration and failure reporting for the chapters.
 #include "chapter.h"
 
-#include "response.h"
 #include "trace.h"
 
 #include <algorithm>
@@ -10,11 +9,6 @@
 #include <cstdarg>
 #include <cstdlib>
 #include <cstring>
-#include <mutex>
-
-#ifdef _WIN32
-#include <io.h>
-#endif
 
 namespace chapter {
 
@@ -78,7 +72,7 @@ bool parse_seconds(const std::string& text, double& seconds) {
 int usage_error(const Program& program, const std::string& message) {
     // The message quotes what was typed: shown escaped, it stays one line.
     std::fprintf(stderr, "%s: %s\n", program.name,
-                 net::terminal_safe(message.substr(0, 300)).c_str());
+                 text::terminal_safe(message.substr(0, 300)).c_str());
     print_usage(program, stderr);
     return 2;
 }
@@ -192,38 +186,8 @@ int parse_command_line(int argc, char** argv, const Program& program, Options& o
     return -1;
 }
 
-namespace {
-std::mutex stderr_mutex;   // narration and the status line come from two threads
-std::string status_shown;  // the status line now on screen, "" if none
-
-void erase_status() {
-    if (!status_shown.empty())
-        std::fprintf(stderr, "\r%*s\r", static_cast<int>(status_shown.size()), "");
-}
-}  // namespace
-
-bool stderr_is_terminal() {
-#ifdef _WIN32
-    return _isatty(_fileno(stderr)) != 0;
-#else
-    return ::isatty(STDERR_FILENO) != 0;
-#endif
-}
-
 void show_status(const Options& options, const std::string& text) {
-    if (options.quiet || !stderr_is_terminal()) return;
-    std::lock_guard<std::mutex> lock(stderr_mutex);
-    erase_status();
-    status_shown = text;
-    std::fprintf(stderr, "%s", text.c_str());
-    std::fflush(stderr);
-}
-
-void print_line(const std::string& line) {
-    std::lock_guard<std::mutex> lock(stderr_mutex);
-    erase_status();
-    std::fprintf(stderr, "%s\n%s", net::terminal_safe(line).c_str(), status_shown.c_str());
-    std::fflush(stderr);
+    if (!options.quiet && net::stderr_is_terminal()) text::show_status_line(text);
 }
 
 void narrate(const Options& options, const char* format, ...) {
@@ -236,14 +200,8 @@ void narrate(const Options& options, const char* format, ...) {
     print_line(std::string("* ") + text);
 }
 
-Failure::Failure(const std::string& call, int err)
-    : std::runtime_error(call + ": " + net::error_text(err) + " (" + net::error_name(err) + ")") {}
-
-Failure::Failure(const std::string& call, const std::string& reason)
-    : std::runtime_error(call + ": " + reason) {}
-
 int report(const Program& program, const Failure& failure) {
-    std::fprintf(stderr, "%s: %s\n", program.name, net::terminal_safe(failure.what()).c_str());
+    std::fprintf(stderr, "%s: %s\n", program.name, text::terminal_safe(failure.what()).c_str());
     return 1;
 }
 
@@ -298,24 +256,8 @@ std::string http_request(const Options& options) {
 }
 
 void write_stdout(const char* data, size_t size) {
-    while (size > 0) {
-#ifdef _WIN32
-        int n = ::_write(1, data, static_cast<unsigned>(std::min<size_t>(size, 1u << 30)));
-        // The C library maps a closed pipe (ERROR_NO_DATA) to EINVAL; the
-        // system's own error, from GetLastError(), says what happened.
-        if (n < 0) {
-            int err = static_cast<int>(::GetLastError());
-            throw Failure("write stdout",
-                          net::error_text(err) + " (Windows error " + std::to_string(err) + ")");
-        }
-#else
-        long n = ::write(STDOUT_FILENO, data, size);
-        if (n < 0 && errno == EINTR) continue;
-        if (n < 0) throw Failure("write stdout", errno);
-#endif
-        data += n;
-        size -= static_cast<size_t>(n);
-    }
+    std::string error;
+    if (net::write_stdout(data, size, error) != 0) throw Failure("write stdout", error);
 }
 
 double wait_limit(const Options& options) {
@@ -345,38 +287,6 @@ void set_wait_limit(const Options& options, net::socket_t fd, int option, bool f
     if (!first && limit >= options.timeout) return;  // the socket keeps --timeout
     traced(net::set_timeout_option(fd, option, limit), "setsockopt", fd,
            option == SO_RCVTIMEO ? "SO_RCVTIMEO" : "SO_SNDTIMEO", seconds_text(limit));
-}
-
-void gather_before_waking(net::socket_t fd, const ResponseReader& response, int& low_water) {
-    if (response.complete()) return;
-    constexpr std::uint64_t most = 64 * 1024;
-    std::uint64_t coming = response.body_bytes_coming();
-    // Raised only for a large body; once raised, lowered to what is left near
-    // the end (never left above it). A small response is never touched.
-    int wanted = 1;
-    if (coming >= most)
-        wanted = static_cast<int>(most);
-    else if (low_water > 1 && coming > 0)
-        wanted = static_cast<int>(coming);
-    if (wanted == low_water) return;
-    if (net::set_receive_low_water(fd, wanted) == 0) low_water = wanted;
-}
-
-bool stop_gathering(net::socket_t fd, int& low_water) {
-    if (low_water <= 1) return false;
-    net::set_receive_low_water(fd, 1);
-    low_water = 1;
-    return true;
-}
-
-std::string seconds_text(double seconds) {
-    char text[32];
-    std::snprintf(text, sizeof text, "%g s", seconds);
-    return text;
-}
-
-double seconds_since(std::chrono::steady_clock::time_point start) {
-    return std::chrono::duration<double>(std::chrono::steady_clock::now() - start).count();
 }
 
 }  // namespace chapter

@@ -5,6 +5,7 @@
 
 #include "labserver.h"
 #include "platform.h"
+#include "text.h"
 
 #include <chrono>
 #include <cstdint>
@@ -58,33 +59,18 @@ int parse_command_line(int argc, char** argv, const Program& program, Options& o
 int usage_error(const Program& program, const std::string& message);
 
 // Narration: one line on stderr, unless --quiet. printf-style.
-#if defined(__MINGW32__)
-#define CHAPTER_PRINTF_FORMAT __attribute__((format(__MINGW_PRINTF_FORMAT, 2, 3)))
-#elif defined(__GNUC__)
-#define CHAPTER_PRINTF_FORMAT __attribute__((format(printf, 2, 3)))
-#else
-#define CHAPTER_PRINTF_FORMAT
-#endif
-void narrate(const Options& options, const char* format, ...) CHAPTER_PRINTF_FORMAT;
+void narrate(const Options& options, const char* format, ...) NET_PRINTF_FORMAT(2, 3);
 
-// A live status line at the bottom of stderr ("waiting 1.2 s, 0 bytes"),
-// redrawn in place, with narration lines printed above it. Only when stderr is
-// a terminal and not --quiet; show_status("") clears it. Safe from any thread.
-bool stderr_is_terminal();
-// One whole line on stderr, above the status line if one is shown.
-void print_line(const std::string& line);
+// From text.h, for the chapters: print_line (one line on stderr), Failure (a
+// call that failed, thrown to main), seconds_text ("5 s"), seconds_since.
+using text::Failure;
+using text::print_line;
+using text::seconds_since;
+using text::seconds_text;
+
+// The live status line at the bottom of stderr ("waiting 1.2 s, 0 bytes"),
+// only when stderr is a terminal and not --quiet; show_status("") clears it.
 void show_status(const Options& options, const std::string& text);
-
-// A call that failed, carried to main, which prints it and exits 1:
-//   Failure("connect 127.0.0.1:9", ECONNREFUSED)
-//     -> "connect 127.0.0.1:9: Connection refused (ECONNREFUSED)"
-//   Failure("recv", "no data for 5 s")
-//     -> "recv: no data for 5 s"
-class Failure : public std::runtime_error {
-public:
-    Failure(const std::string& call, int err);
-    Failure(const std::string& call, const std::string& reason);
-};
 
 // Print "NAME: <failure>" on stderr and return 1, the exit status for a network failure.
 int report(const Program& program, const Failure& failure);
@@ -137,31 +123,5 @@ void check_max_time(const Options& options);
 // blocking call: it calls setsockopt again only in the last --timeout seconds
 // before --max-time, when each wait must be shorter than --timeout.
 void set_wait_limit(const Options& options, net::socket_t fd, int option, bool first = false);
-
-// A reader that sleeps until data comes is woken for every few kilobytes that
-// arrive, and each wake-up costs the sender too. Once the response says how
-// many bytes are coming (ResponseReader::body_bytes_coming), this asks the
-// kernel to gather 64 KiB before it wakes us, with SO_RCVLOWAT, while at
-// least that much is still to come; near the end, only what is left, so the
-// last bytes of a response cannot leave us waiting. A response under 64 KiB
-// is left alone. Call it after each piece; `low_water` is what the socket has
-// now (start at 1, the default); setsockopt runs only when it changes: at
-// most a few times per response.
-class ResponseReader;
-void gather_before_waking(net::socket_t fd, const ResponseReader& response, int& low_water);
-// After a select() or poll() that timed out: with the low-water mark up, the
-// wait ignored fewer than 64 KiB from a slow server, so that is not silence
-// yet. Drops the mark to 1 and returns true (wait once more: a server that is
-// really silent is then caught after up to twice --timeout); false when the
-// mark was not up, and the silence is real. Blocking reads need none of this:
-// a recv whose SO_RCVTIMEO runs out returns what has arrived
-// [claim:rcvlowat-gathers-before-waking].
-bool stop_gathering(net::socket_t fd, int& low_water);
-
-// A number of seconds as the user would write it: "5 s", "0.5 s".
-std::string seconds_text(double seconds);
-
-// Seconds since `start` on the steady clock.
-double seconds_since(std::chrono::steady_clock::time_point start);
 
 }  // namespace chapter

@@ -32,8 +32,8 @@ constexpr std::uint64_t mebibyte = 1024 * 1024;
 constexpr std::size_t echo_backlog = 256 * 1024;  // echo: stop reading while this much is unsent
 constexpr int accepts_per_wake = 64;              // then serve the others before accepting more
 
-const char* const scenario_names[] = {"hello", "slow", "drip",     "big",     "silent", "reset",
-                                      "close", "echo", "truncate", "chunked", "mix"};
+const char* const scenario_names[] = {"hello", "slow",     "drip",    "big",   "silent", "reset",
+                                      "close", "echo",     "truncate", "stall", "chunked", "mix"};
 constexpr std::size_t most_mix_items = 64;
 constexpr int scenario_count = sizeof scenario_names / sizeof scenario_names[0];
 
@@ -234,6 +234,8 @@ const char* const scenario_help =
     "  echo           echo every byte until the client half-closes, then close\n"
     "  truncate[:BYTES]  promise a 1 MiB body (Content-Length), send BYTES of it\n"
     "                 (default 1000), close\n"
+    "  stall[:BYTES]  promise a 1 MiB body, send BYTES of it (default 200000), then\n"
+    "                 go silent with the connection open (held as silent holds it)\n"
     "  chunked[:BYTES]   the hello body in chunks (Transfer-Encoding: chunked);\n"
     "                 with BYTES, close after BYTES of the body, before the last chunk\n"
     "  mix[:LIST]     a different scenario per connection: connection k gets item k of\n"
@@ -269,7 +271,7 @@ bool parse_mix(const std::string& list, Scenario& scenario, std::string& error) 
             list.substr(at, comma == std::string::npos ? std::string::npos : comma - at);
         Scenario one;
         if (item.empty()) {
-            error = "scenario mix: '" + net::printable(list) + "' has an empty item";
+            error = "scenario mix: '" + text::printable(list) + "' has an empty item";
             return false;
         }
         if (item.compare(0, 3, "mix") == 0 && (item.size() == 3 || item[3] == ':')) {
@@ -308,6 +310,7 @@ std::string scenario_name(const Scenario& scenario) {
         case Scenario::big:
             return name + ":" + std::to_string(scenario.mebibytes);
         case Scenario::truncate:
+        case Scenario::stall:
         case Scenario::chunked:
             return scenario.cut == Scenario::no_cut ? name
                                                     : name + ":" + std::to_string(scenario.cut);
@@ -328,7 +331,7 @@ bool parse_scenario(const std::string& text, Scenario& scenario, std::string& er
     for (int i = 0; i < scenario_count; ++i)
         if (name == scenario_names[i]) kind = i;
     if (kind < 0) {
-        error = "unknown scenario '" + net::printable(name) + "' (see --help)";
+        error = "unknown scenario '" + text::printable(name) + "' (see --help)";
         return false;
     }
     scenario = Scenario{};
@@ -339,15 +342,16 @@ bool parse_scenario(const std::string& text, Scenario& scenario, std::string& er
     double value = 0;
     bool takes_argument = kind == Scenario::slow || kind == Scenario::drip ||
                           kind == Scenario::big || kind == Scenario::truncate ||
-                          kind == Scenario::chunked;
+                          kind == Scenario::stall || kind == Scenario::chunked;
     if (scenario.kind == Scenario::truncate) scenario.cut = 1000;
+    if (scenario.kind == Scenario::stall) scenario.cut = 200000;
     if (!has_argument) return true;
     if (!takes_argument) {
         error = "scenario '" + name + "' takes no argument";
         return false;
     }
     if (!parse_decimal(argument, value) || value >= 1e9) {
-        error = "scenario " + name + ": '" + net::printable(argument) +
+        error = "scenario " + name + ": '" + text::printable(argument) +
                 "' is not a number (digits, with at most one decimal point)";
         return false;
     }
@@ -365,6 +369,7 @@ bool parse_scenario(const std::string& text, Scenario& scenario, std::string& er
             scenario.mebibytes = static_cast<std::uint64_t>(value);
             return true;
         case Scenario::truncate:
+        case Scenario::stall:
             if (!whole || value >= static_cast<double>(truncate_promise)) break;
             scenario.cut = static_cast<std::uint64_t>(value);
             return true;
@@ -377,7 +382,8 @@ bool parse_scenario(const std::string& text, Scenario& scenario, std::string& er
     }
     error = "scenario " + name + ": '" + argument + "' must be a whole number" +
             (scenario.kind == Scenario::drip       ? " of at least 1"
-             : scenario.kind == Scenario::truncate ? " below 1048576"
+             : scenario.kind == Scenario::truncate || scenario.kind == Scenario::stall
+                 ? " below 1048576"
                                                    : " up to 1048576");
     return false;
 }
@@ -442,7 +448,7 @@ bool Server::start(const std::string& address, std::uint16_t port, std::string& 
         v6->sin6_port = htons(port);
         bound_size = sizeof *v6;
     } else {
-        error = "bind address '" + net::printable(address) +
+        error = "bind address '" + text::printable(address) +
                 "' is not an IPv4 or IPv6 address (for every interface: 0.0.0.0 or ::)";
         return false;
     }
@@ -475,7 +481,7 @@ bool Server::start(const std::string& address, std::uint16_t port, std::string& 
             "listen on " + address + " port " + std::to_string(port) + ": " + net::error_text(err);
         return false;
     }
-    address_ = net::address_text(where);
+    address_ = text::address_text(where);
     port_ = ntohs(bound.ss_family == AF_INET6 ? v6->sin6_port : v4->sin_port);
 
     // A loop sleeps in poll until a socket is ready or a deadline comes; to
@@ -694,7 +700,7 @@ bool Server::accept_new(std::vector<std::unique_ptr<Connection>>& connections) {
             net::close_socket(fd);
             return true;
         }
-        std::string client = net::address_text(reinterpret_cast<sockaddr*>(&peer));
+        std::string client = text::address_text(reinterpret_cast<sockaddr*>(&peer));
 #ifndef __linux__
         net::set_nonblocking_untraced(fd);  // no call of ours may hold the loop, not even a 503
 #endif
@@ -808,7 +814,7 @@ void Server::on_ready(Connection& c, short revents) {
             if (head == HeadStatus::complete) return on_request(c);
             if (head == HeadStatus::bad) {
                 event("refusals", c.client,
-                      "not an HTTP request: \"" + net::printable(c.head_text, 60) + "\", 400");
+                      "not an HTTP request: \"" + text::printable(c.head_text, 60) + "\", 400");
                 return refuse_request(c, "400 Bad Request", "not an HTTP request\n");
             }
             if (c.head_text.size() >= max_head_size) {
@@ -902,7 +908,8 @@ void Server::on_deadline(Connection& c) {
             why = "nothing for " + chapter::seconds_text(limits_.header_timeout) + ", closing";
             break;
         case Connection::hold:
-            why = "scenario silent: held " + chapter::seconds_text(limits_.silent_hold) +
+            why = "scenario " + std::string(scenario_names[c.scenario->kind]) + ": held " +
+                  chapter::seconds_text(limits_.silent_hold) +
                   " unanswered, closing";
             break;
     }
@@ -924,7 +931,7 @@ void Server::refuse_request(Connection& c, const char* status, const std::string
 void Server::on_request(Connection& c) {
     const Request& request = c.request;
     event("requests", c.client,
-          "request \"" + net::printable(request.line, 200) + "\"" +
+          "request \"" + text::printable(request.line, 200) + "\"" +
               (request.http09 ? " (HTTP/0.9)" : ""));
     c.out = hello_response(request);
     c.phase = Connection::send;
@@ -958,12 +965,16 @@ void Server::on_request(Connection& c) {
             c.release = std::min<std::size_t>(c.out.size(), scenario.count);
             break;
         case Scenario::truncate:
-            // A promise it does not keep: the client must notice.
+        case Scenario::stall:
+            // A promise it does not keep: the client must notice, whether
+            // the server closes (truncate) or just stops sending (stall).
             c.out = request.http09 ? "" : response_head(truncate_promise);
             c.out += big_block().substr(0, static_cast<std::size_t>(scenario.cut));
             event("scenario", c.client,
-                  "scenario truncate: " + std::to_string(scenario.cut) + " of " +
-                      std::to_string(truncate_promise) + " body bytes, then close");
+                  "scenario " + std::string(scenario_names[scenario.kind]) + ": " +
+                      std::to_string(scenario.cut) + " of " + std::to_string(truncate_promise) +
+                      (scenario.kind == Scenario::stall ? " body bytes, then silence"
+                                                        : " body bytes, then close"));
             break;
         case Scenario::chunked:
             c.out = request.http09 ? hello_body(request)
@@ -1036,6 +1047,11 @@ void Server::sent_all(Connection& c) {
     }
     if (c.big_at > 0 && c.big_left == 0)
         event("scenario", c.client, "sent " + std::to_string(c.scenario->mebibytes) + " MiB");
+    if (c.scenario->kind == Scenario::stall) {  // silent from here on, the connection open
+        c.phase = Connection::hold;
+        c.deadline = after(limits_.silent_hold);
+        return;
+    }
     finish(c);
 }
 

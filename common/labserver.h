@@ -31,12 +31,12 @@
 namespace lab {
 
 struct Scenario {
-    enum Kind { hello, slow, drip, big, silent, reset, close, echo, truncate, chunked, mix };
+    enum Kind { hello, slow, drip, big, silent, reset, close, echo, truncate, stall, chunked, mix };
     Kind kind = hello;
     double seconds = 2.0;          // slow: delay before answering
     std::uint64_t count = 8;       // drip: bytes per piece
     std::uint64_t mebibytes = 64;  // big: size of the body in MiB
-    std::uint64_t cut = no_cut;    // truncate, chunked: close after this many body bytes
+    std::uint64_t cut = no_cut;    // truncate, stall, chunked: stop after this many body bytes
     static constexpr std::uint64_t no_cut = ~std::uint64_t{0};
     // mix: connection k (counted from 1, in the order accepted) is answered
     // by items[(k - 1) % items.size()], so one server has fast, slow, silent and

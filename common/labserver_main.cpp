@@ -58,7 +58,7 @@ void usage(FILE* out) {
 }
 
 int usage_error(const std::string& message) {
-    std::fprintf(stderr, "labserver: %s\n", net::terminal_safe(message.substr(0, 300)).c_str());
+    std::fprintf(stderr, "labserver: %s\n", text::terminal_safe(message.substr(0, 300)).c_str());
     usage(stderr);
     return 2;
 }
@@ -114,7 +114,7 @@ public:
         if (now - k.since >= std::chrono::seconds(1)) roll(kind, k, now);
         if (k.shown < per_second) {
             ++k.shown;
-            queue(is_safe(line) ? line : net::printable(line, 1000));
+            queue(is_safe(line) ? line : text::printable(line, 1000));
         } else {
             ++k.held;
         }
@@ -284,7 +284,7 @@ int main(int argc, char** argv) {
     if (!quiet) on_event = [](const char* kind, const std::string& line) { log.add(kind, line); };
     lab::Server server(scenario, on_event, limits, static_cast<unsigned>(loops));
     if (!server.start(bind_address, static_cast<std::uint16_t>(port), error, count)) {
-        std::fprintf(stderr, "labserver: %s\n", net::terminal_safe(error).c_str());
+        std::fprintf(stderr, "labserver: %s\n", text::terminal_safe(error).c_str());
         return 1;
     }
     std::printf("listening on %s\n", server.address().c_str());

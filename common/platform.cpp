@@ -1,8 +1,7 @@
 // platform.cpp - the POSIX and Winsock halves of platform.h.
 #include "platform.h"
 
-#include "trace.h"
-
+#include <algorithm>
 #include <csignal>
 #include <cstdio>
 #include <cstdlib>
@@ -57,7 +56,27 @@ const ErrorName error_names[] = {
 };
 #endif
 #undef NET_ERROR
+
+void (*call_reporter)(const std::string&) = nullptr;
+
+// A call made inside the shim, shown by --trace as trace.h shows the
+// chapters' calls: "fcntl(3, F_GETFL) = 2", or "= -1 EBADF (Bad file descriptor)".
+template <class Result>
+Result reported(Result result, const std::string& call) {
+    if (!call_reporter) return result;
+    int err = last_error();  // before anything below can change it
+    call_reporter(call + " = " +
+                  (result == static_cast<Result>(-1)
+                       ? "-1 " + error_name(err) + " (" + error_text(err) + ")"
+                       : std::to_string(result)));
+    set_last_error(err);
+    return result;
+}
 }  // namespace
+
+void set_call_reporter(void (*reporter)(const std::string& line)) {
+    call_reporter = reporter;
+}
 
 std::string error_name(int err) {
     for (const ErrorName& e : error_names)
@@ -93,9 +112,10 @@ int close_socket(socket_t fd) {
 
 int set_nonblocking(socket_t fd, bool on) {
     u_long value = on ? 1 : 0;
-    return traced(::ioctlsocket(fd, FIONBIO, &value), "ioctlsocket", fd, "FIONBIO", value) == 0
-               ? 0
-               : -1;
+    int result = reported(::ioctlsocket(fd, FIONBIO, &value),
+                          "ioctlsocket(" + std::to_string(fd) + ", FIONBIO, " +
+                              std::to_string(value) + ")");
+    return result == 0 ? 0 : -1;
 }
 
 int set_timeout_option(socket_t fd, int option, double seconds) {
@@ -152,11 +172,35 @@ bool is_interrupted(int err) {
 bool is_timed_out(int err) {
     return err == WSAETIMEDOUT;
 }
-bool fits_in_fd_set(socket_t) {
-    return true;
+std::string why_select_cannot_watch(socket_t, std::size_t watched) {
+    if (watched < FD_SETSIZE) return "";
+    return std::to_string(watched) + " sockets already fill an fd_set (FD_SETSIZE " +
+           std::to_string(FD_SETSIZE) + " on Windows)";
 }
-bool select_can_watch(socket_t, std::size_t watched) {
-    return watched < FD_SETSIZE;
+
+long bytes_waiting(socket_t fd) {
+    u_long count = 0;
+    return ::ioctlsocket(fd, FIONREAD, &count) == 0 ? static_cast<long>(count) : -1;
+}
+
+bool stderr_is_terminal() {
+    return _isatty(_fileno(stderr)) != 0;
+}
+
+int write_stdout(const char* data, std::size_t size, std::string& error) {
+    while (size > 0) {
+        int n = ::_write(1, data, static_cast<unsigned>(std::min<std::size_t>(size, 1u << 30)));
+        if (n < 0) {
+            // The C library maps a closed pipe (ERROR_NO_DATA) to EINVAL; the
+            // system's own error, from GetLastError(), says what happened.
+            int err = static_cast<int>(::GetLastError());
+            error = error_text(err) + " (Windows error " + std::to_string(err) + ")";
+            return -1;
+        }
+        data += n;
+        size -= static_cast<std::size_t>(n);
+    }
+    return 0;
 }
 
 Startup::Startup() {
@@ -194,12 +238,14 @@ int close_socket(socket_t fd) {
 int set_nonblocking(socket_t fd, bool on) {
     // Read-modify-write: keep O_APPEND and friends. Traced by their real
     // names, as strace shows them.
-    int flags = traced(::fcntl(fd, F_GETFL, 0), "fcntl", fd, "F_GETFL");
+    std::string fd_text = std::to_string(fd);
+    int flags = reported(::fcntl(fd, F_GETFL, 0), "fcntl(" + fd_text + ", F_GETFL)");
     if (flags == -1) return -1;
     int wanted = on ? (flags | O_NONBLOCK) : (flags & ~O_NONBLOCK);
     if (wanted == flags) return 0;
-    return traced(::fcntl(fd, F_SETFL, wanted), "fcntl", fd,
-                  on ? "F_SETFL, flags|O_NONBLOCK" : "F_SETFL, flags&~O_NONBLOCK");
+    return reported(::fcntl(fd, F_SETFL, wanted),
+                    "fcntl(" + fd_text + ", F_SETFL, flags" +
+                        (on ? "|O_NONBLOCK)" : "&~O_NONBLOCK)"));
 }
 
 int set_timeout_option(socket_t fd, int option, double seconds) {
@@ -218,8 +264,9 @@ double get_timeout_option(socket_t fd, int option) {
 }
 
 int set_receive_low_water(socket_t fd, int bytes) {
-    return traced(::setsockopt(fd, SOL_SOCKET, SO_RCVLOWAT, &bytes, sizeof bytes), "setsockopt", fd,
-                  "SO_RCVLOWAT", bytes);
+    return reported(::setsockopt(fd, SOL_SOCKET, SO_RCVLOWAT, &bytes, sizeof bytes),
+                    "setsockopt(" + std::to_string(fd) + ", SO_RCVLOWAT, " +
+                        std::to_string(bytes) + ")");
 }
 
 void no_sigpipe(socket_t fd) {
@@ -266,11 +313,33 @@ bool is_interrupted(int err) {
 bool is_timed_out(int err) {
     return err == EAGAIN || err == EWOULDBLOCK;
 }
-bool fits_in_fd_set(socket_t fd) {
-    return fd >= 0 && fd < FD_SETSIZE;
+std::string why_select_cannot_watch(socket_t fd, std::size_t) {
+    if (fd >= 0 && fd < FD_SETSIZE) return "";
+    return "descriptor " + std::to_string(fd) + " is beyond FD_SETSIZE (" +
+           std::to_string(FD_SETSIZE) + ")";
 }
-bool select_can_watch(socket_t fd, std::size_t) {
-    return fits_in_fd_set(fd);
+
+long bytes_waiting(socket_t fd) {
+    int count = 0;
+    return ::ioctl(fd, FIONREAD, &count) == 0 ? count : -1;
+}
+
+bool stderr_is_terminal() {
+    return ::isatty(STDERR_FILENO) != 0;
+}
+
+int write_stdout(const char* data, std::size_t size, std::string& error) {
+    while (size > 0) {
+        long n = ::write(STDOUT_FILENO, data, size);
+        if (n < 0 && errno == EINTR) continue;
+        if (n < 0) {
+            error = error_text(errno) + " (" + error_name(errno) + ")";
+            return -1;
+        }
+        data += n;
+        size -= static_cast<std::size_t>(n);
+    }
+    return 0;
 }
 
 // Writing to a pipe whose reader is gone raises SIGPIPE, which kills the
@@ -285,49 +354,6 @@ Startup::Startup() {
 Startup::~Startup() {}
 
 #endif
-
-std::string address_text(const sockaddr* addr) {
-    char host[INET6_ADDRSTRLEN] = "?";
-    if (addr->sa_family == AF_INET) {
-        const auto* in = reinterpret_cast<const sockaddr_in*>(addr);
-        ::inet_ntop(AF_INET, &in->sin_addr, host, sizeof host);
-        return std::string(host) + ":" + std::to_string(ntohs(in->sin_port));
-    }
-    if (addr->sa_family == AF_INET6) {
-        const auto* in6 = reinterpret_cast<const sockaddr_in6*>(addr);
-        ::inet_ntop(AF_INET6, &in6->sin6_addr, host, sizeof host);
-        return "[" + std::string(host) + "]:" + std::to_string(ntohs(in6->sin6_port));
-    }
-    return "(address family " + std::to_string(addr->sa_family) + ")";
-}
-
-std::string printable(const std::string& text, std::size_t max) {
-    std::string shown;
-    for (unsigned char c : text.substr(0, max)) {
-        if (c >= 0x20 && c < 0x7f && c != '\\') {
-            shown += static_cast<char>(c);
-        } else {
-            char hex[8];
-            std::snprintf(hex, sizeof hex, "\\x%02x", c);
-            shown += hex;
-        }
-    }
-    return text.size() > max ? shown + "..." : shown;
-}
-
-std::string terminal_safe(const std::string& text) {
-    std::string shown;
-    for (unsigned char c : text) {
-        if (c >= 0x20 && c < 0x7f) {
-            shown += static_cast<char>(c);
-        } else {
-            char hex[8];
-            std::snprintf(hex, sizeof hex, "\\x%02x", c);
-            shown += hex;
-        }
-    }
-    return shown;
-}
 
 DescriptorLimit raise_descriptor_limit() {
     DescriptorLimit limit;

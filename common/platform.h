@@ -15,6 +15,17 @@
 //   SO_RCVTIMEO, SO_SNDTIMEO  struct timeval              DWORD of milliseconds
 //   no SIGPIPE on send        MSG_NOSIGNAL/SO_NOSIGPIPE   nothing (no signals)
 //   shutdown directions       SHUT_RD/SHUT_WR/SHUT_RDWR   SD_RECEIVE/SD_SEND/SD_BOTH
+//   poll                      poll(), struct pollfd       WSAPoll(), WSAPOLLFD
+//   bytes waiting             ioctl(FIONREAD)             ioctlsocket(FIONREAD)
+//   SO_RCVLOWAT               honoured by recv/poll       accepted, ignored by TCP
+//   select's limit            fd < FD_SETSIZE (1024)      FD_SETSIZE (64) sockets
+//   waking a blocked call     shutdown(SHUT_RDWR)         closesocket()
+//   descriptor limit          RLIMIT_NOFILE (setrlimit)   none for sockets
+//   stdout, stderr            write(1), isatty(2)         _write(1) in binary mode, _isatty
+//   printf format checking    format(printf)              format(__MINGW_PRINTF_FORMAT)
+//
+// Each function below is in that table. Text for people (escaping, seconds)
+// is in text.h; --trace is in trace.h, on top of this file.
 #pragma once
 
 #ifdef _WIN32
@@ -43,6 +54,17 @@
 #include <cstdint>
 #include <cstddef>
 #include <string>
+
+// printf-style argument checking for a function whose format is parameter
+// `f` and whose arguments start at `a`: MinGW's printf has its own format
+// rules (__MINGW_PRINTF_FORMAT); other compilers without the attribute get none.
+#if defined(__MINGW32__)
+#define NET_PRINTF_FORMAT(f, a) __attribute__((format(__MINGW_PRINTF_FORMAT, f, a)))
+#elif defined(__GNUC__)
+#define NET_PRINTF_FORMAT(f, a) __attribute__((format(printf, f, a)))
+#else
+#define NET_PRINTF_FORMAT(f, a)
+#endif
 
 namespace net {
 
@@ -139,30 +161,33 @@ bool is_in_progress(int err);  // EINPROGRESS / WSAEWOULDBLOCK (a connect under 
 bool is_interrupted(int err);  // EINTR / WSAEINTR
 bool is_timed_out(int err);    // what a kernel timeout (SO_RCVTIMEO) reports: EAGAIN / WSAETIMEDOUT
 
-// Can this descriptor go into an fd_set? POSIX fd_sets are bitmaps of
-// FD_SETSIZE bits, so fd must be < FD_SETSIZE; a Winsock fd_set is a list of
-// up to FD_SETSIZE handles, so any single socket fits.
-bool fits_in_fd_set(socket_t fd);
-// Can select() watch `fd` as well as `watched` other sockets? POSIX: only when
-// fd < FD_SETSIZE, however few are watched. Winsock: an fd_set is a list of at
-// most FD_SETSIZE sockets (64, unless the program defines FD_SETSIZE before
-// including winsock2.h, as Microsoft's select() page says), whatever their values.
-bool select_can_watch(socket_t fd, std::size_t watched);
+// Can select() watch `fd` as well as `watched` other sockets? "" when it
+// can; else why not. POSIX fd_sets are bitmaps of FD_SETSIZE bits: fd must be
+// < FD_SETSIZE, however few are watched. A Winsock fd_set is a list of at most
+// FD_SETSIZE sockets (64, unless the program defines FD_SETSIZE before
+// including winsock2.h, as Microsoft's select() page says), whatever their
+// values.
+std::string why_select_cannot_watch(socket_t fd, std::size_t watched);
 
-// "127.0.0.1:8080" or "[::1]:8080" for a socket address.
-std::string address_text(const sockaddr* addr);
+// How many received bytes wait in the socket's buffer: ioctl FIONREAD
+// (ioctlsocket on Windows). -1 on failure.
+long bytes_waiting(socket_t fd);
 
-// Text that came from outside (a request line, a command-line value), safe to
-// print on one line: control bytes, bytes above 0x7e and the backslash shown as
-// \xNN, at most `max` bytes of it (then "...").
-std::string printable(const std::string& text, std::size_t max = 60);
+// stderr is a terminal (isatty, or _isatty on Windows).
+bool stderr_is_terminal();
 
-// The last step before a line reaches the terminal (narration, --trace, errors):
-// control bytes and bytes above 0x7e shown as \xNN, so a server's or a user's
-// bytes cannot move the cursor, retitle the window or clear the screen. Unlike
-// printable() it leaves the backslash alone, so text printable() already made
-// safe passes through unchanged (no "\x5cx1b").
-std::string terminal_safe(const std::string& text);
+// Write all of data to stdout (descriptor 1) with write(2), or _write on
+// Windows, where Startup puts stdout in binary mode; retried after EINTR and
+// after a short write. Returns 0, or -1 with `error` set: "Broken pipe (EPIPE)"
+// on POSIX, the system's own message and number on Windows (the C library
+// maps a closed pipe, ERROR_NO_DATA, to EINVAL there).
+int write_stdout(const char* data, std::size_t size, std::string& error);
+
+// --trace for the calls made inside the shim (fcntl F_GETFL and F_SETFL in
+// set_nonblocking, ioctlsocket, setsockopt SO_RCVLOWAT): each is handed to
+// `reporter` as one line, "fcntl(3, F_GETFL) = 2", when one is set; trace.cpp
+// sets it while --trace is on. The shim itself prints nothing.
+void set_call_reporter(void (*reporter)(const std::string& line));
 
 // How many descriptors this process may open, after raising the soft
 // RLIMIT_NOFILE to the hard limit (POSIX; on macOS at most the sysctl

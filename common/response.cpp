@@ -1,13 +1,15 @@
 // response.cpp - following an HTTP response as it streams past (response.h).
 #include "response.h"
 
-#include "chapter.h"
+#include "text.h"
 
 #include <algorithm>
 #include <cctype>
 #include <cstdio>
 
 namespace chapter {
+
+using text::Failure;
 
 namespace {
 
@@ -76,17 +78,17 @@ bool ResponseReader::take_line_byte(char c) {
     if (c == '\n') {
         if (!line_.empty() && line_.back() == '\r') line_.pop_back();
         if (line_.find('\r') != std::string::npos)
-            malformed("a CR inside a line, not before its LF: '" + net::printable(line_) + "'");
+            malformed("a CR inside a line, not before its LF: '" + text::printable(line_) + "'");
         // RFC 9110 (5.5): a NUL in a field must be refused or read as a space;
         // a parser that stops at it would read another header than ours.
         if (line_.find('\0') != std::string::npos)
-            malformed("a NUL byte in a line: '" + net::printable(line_) + "'");
+            malformed("a NUL byte in a line: '" + text::printable(line_) + "'");
         if (!chunk_line || line_.size() <= max_chunk_line_size) return true;
     }
     // One byte over the limit is still room for the CR of CRLF.
     if (chunk_line && line_.size() >= max_chunk_line_size + (c == '\n' ? 0 : 1))
         malformed("a chunk-size line over " + std::to_string(max_chunk_line_size) +
-                  " bytes: " + net::printable(line_));
+                  " bytes: " + text::printable(line_));
     line_ += c;
     return false;
 }
@@ -107,7 +109,7 @@ void ResponseReader::take(const char* data, std::size_t size) {
                     if (interim_responses_ > 0)
                         malformed("after a " + std::to_string(last_interim_status_) +
                                   " interim response, bytes that are not a status line: '" +
-                                  net::printable(line_) + "'");
+                                  text::printable(line_) + "'");
                     state_ = State::until_eof;
                     ending_ = Ending::no_status_line;
                     body_bytes_ += line_.size();
@@ -191,7 +193,7 @@ void ResponseReader::take(const char* data, std::size_t size) {
 
 // "HTTP/1.1 200 OK", the first line of every response (interim ones too).
 void ResponseReader::status_line(const std::string& line) {
-    if (!is_status_line(line)) malformed("status line '" + net::printable(line) + "'");
+    if (!is_status_line(line)) malformed("status line '" + text::printable(line) + "'");
     status_ = std::stoi(line.substr(9, 3));
     // 101 Switching Protocols answers a request to upgrade; ours never asks,
     // and what follows it would not be HTTP/1.1.
@@ -204,19 +206,19 @@ void ResponseReader::field_line(const std::string& line) {
     if (line.empty()) return;  // no field pending
     std::size_t colon = line.find(':');
     if (colon == std::string::npos || colon == 0)
-        malformed("header line '" + net::printable(line) + "'");
+        malformed("header line '" + text::printable(line) + "'");
     for (std::size_t i = 0; i < colon; ++i) {
         if (line[i] == ' ' || line[i] == '\t')  // RFC 9112, 5.1: must be refused
-            malformed("whitespace before the colon in header line '" + net::printable(line) + "'");
+            malformed("whitespace before the colon in header line '" + text::printable(line) + "'");
         if (!is_token_char(line[i]))
-            malformed("header name in '" + net::printable(line) + "' is not a token");
+            malformed("header name in '" + text::printable(line) + "' is not a token");
     }
     std::string name = lower(line.substr(0, colon));
     std::string value = trimmed(line.substr(colon + 1));
     if (name == "content-length") {
         std::uint64_t length = 0;
         if (!parse_decimal(value, length))
-            malformed("Content-Length '" + net::printable(value) + "' is not a number of bytes");
+            malformed("Content-Length '" + text::printable(value) + "' is not a number of bytes");
         if (has_length_ && length != content_length_)
             malformed("two different Content-Length headers");
         has_length_ = true;
@@ -279,13 +281,13 @@ void ResponseReader::chunk_size_line(const std::string& line) {
         char c = static_cast<char>(std::tolower(static_cast<unsigned char>(line[digits])));
         if (chunk > 0 || c != '0') ++significant;
         if (significant > max_chunk_size_digits)
-            malformed("chunk size '" + net::printable(line) + "' is too large");
+            malformed("chunk size '" + text::printable(line) + "' is too large");
         chunk = chunk * 16 + static_cast<std::uint64_t>(c <= '9' ? c - '0' : c - 'a' + 10);
         ++digits;
     }
     std::string rest = trimmed(line.substr(digits));
     if (digits == 0 || (!rest.empty() && rest[0] != ';'))
-        malformed("chunk size line '" + net::printable(line) + "' is not a hex number");
+        malformed("chunk size line '" + text::printable(line) + "' is not a hex number");
     if (chunk == 0) {
         state_ = State::trailers;
         head_bytes_ = 0;
@@ -346,7 +348,7 @@ std::string ResponseReader::how_it_ended() const {
         case Ending::eof:
             if (has_codings_)
                 return "the response ended at the server's FIN (Transfer-Encoding '" +
-                       net::printable(codings_) + "' does not end in chunked): " + body +
+                       text::printable(codings_) + "' does not end in chunked): " + body +
                        overridden_length();
             return "the response ended at the server's FIN (no Content-Length, not chunked): " +
                    body;

@@ -8,6 +8,7 @@
 #pragma once
 
 #include "platform.h"
+#include "text.h"
 
 #include <chrono>
 #include <cstdint>

@@ -114,19 +114,19 @@ TEST_CASE("request-heads-as-rfc-9112-reads-them") {
           "GET / HTTP/1.1\r\nHost : x\r\n\r\n", "GET / HTTP/1.1\r\n folded\r\n\r\n",
           "GET / HTTP/1.1\r\nA: 1\rB: 2\r\n\r\n", "GET /  HTTP/1.1\r\n", "POST /\n",
           "GET / HTTP/11\r\n", "GET / HTTPS/1.1"})
-        EXPECT(status(bad) == HeadStatus::bad, "not refused: '" + net::printable(bad) + "'");
+        EXPECT(status(bad) == HeadStatus::bad, "not refused: '" + text::printable(bad) + "'");
     // A head still arriving is not judged before its bytes are.
     for (const char* partial : {"", "\r\n", "G", "GET", "GET ", "GET /x", "GET /x ",
                                 "GET /x HTTP/1", "GET /x HTTP/1.1\r", "GET / HTTP/1.1\r\nHost: x"})
         EXPECT(status(partial) == HeadStatus::incomplete,
-               "judged early: '" + net::printable(partial) + "'");
+               "judged early: '" + text::printable(partial) + "'");
 }
 
 TEST_CASE("not-a-request-gets-400") {
     Running r("hello");
     std::string response = fetch(r.server.port(), std::string("\x16\x03\x01\x02\x00\x01", 6));
     EXPECT(response.compare(0, 25, "HTTP/1.1 400 Bad Request\r") == 0,
-           "got:\n" + net::printable(response, 200));
+           "got:\n" + text::printable(response, 200));
 }
 
 TEST_CASE("big-body-follows-the-pattern") {

@@ -54,7 +54,7 @@ net::Socket connect_to_host(const Options& options) {
     // lab step 1: for each address: socket(), the time limits, connect(); return the first
     Failure last_failure("connect " + options.host, "no address to try");
     for (const addrinfo* address = addresses.get(); address; address = address->ai_next) {
-        std::string where = net::address_text(address->ai_addr);
+        std::string where = text::address_text(address->ai_addr);
         net::Socket sock(traced(
             ::socket(address->ai_family, address->ai_socktype, address->ai_protocol), "socket",
             address->ai_family == AF_INET6 ? "AF_INET6" : "AF_INET", "SOCK_STREAM"));
@@ -153,7 +153,6 @@ void receive_response(const Options& options, net::socket_t fd) {
     // lab step 3: recv() until the response is complete, each piece to stdout
     static char buffer[64 * 1024];  // chapter 3 measures which size is best
     chapter::ResponseReader response;
-    int low_water = 1;  // SO_RCVLOWAT: wake us for 1 byte or more, the default
     std::uint64_t calls = 0;
     auto start = std::chrono::steady_clock::now();
     while (!response.complete()) {
@@ -165,8 +164,6 @@ void receive_response(const Options& options, net::socket_t fd) {
                 narrate(options, "first bytes after %.3f s", chapter::seconds_since(start));
             chapter::write_stdout(buffer, static_cast<std::size_t>(n));
             response.take(buffer, static_cast<std::size_t>(n));
-            // Now that the response has said how long it is: fewer wake-ups.
-            chapter::gather_before_waking(fd, response, low_water);
             continue;
         }
         if (n == 0) {  // the server's FIN: complete only if the response ends there

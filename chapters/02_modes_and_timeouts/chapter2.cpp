@@ -253,7 +253,7 @@ void set_mode(const Options& options, net::socket_t fd, Mode mode) {
 //                same with select(): the portable way.
 std::optional<Failure> connect_in_mode(const Options& options, net::socket_t fd, Mode mode,
                                        const addrinfo* address, Watchdog& watchdog) {
-    std::string where = net::address_text(address->ai_addr);
+    std::string where = text::address_text(address->ai_addr);
     if (mode == Mode::blocking) watchdog.arm(chapter::wait_limit(options));
     int rc = traced(::connect(fd, address->ai_addr, static_cast<socklen_t>(address->ai_addrlen)),
                     "connect", fd, where);
@@ -365,7 +365,6 @@ void receive_response(const Options& options, Mode mode, net::socket_t fd, Watch
                       Outcome& outcome, Clock::time_point request_sent) {
     static char buffer[64 * 1024];
     chapter::ResponseReader response;
-    int low_water = 1;  // SO_RCVLOWAT, as in chapter 1
     while (!response.complete()) {
         auto start = Clock::now();
         CallResult r = call_in_mode(options, mode, fd, POLLIN, chapter::wait_deadline(options),
@@ -384,9 +383,6 @@ void receive_response(const Options& options, Mode mode, net::socket_t fd, Watch
         }
         // Blocking mode: the watchdog's shutdown makes recv return 0, as at
         // EOF; only fired() tells the two apart.
-        // A poll that timed out while the low-water mark was up may have
-        // ignored a slow server's bytes: look again before calling it silence.
-        if (r.n < 0 && r.err == 0 && chapter::stop_gathering(fd, low_water)) continue;
         if (watchdog.fired() || (r.n < 0 && (r.err == 0 || net::is_timed_out(r.err))))
             throw timeout_failure("recv", options, mode, r.err);
         if (r.n < 0) throw Failure("recv", r.err);
@@ -398,9 +394,6 @@ void receive_response(const Options& options, Mode mode, net::socket_t fd, Watch
         chapter::write_stdout(buffer, static_cast<std::size_t>(r.n));
         outcome.bytes += static_cast<std::uint64_t>(r.n);
         response.take(buffer, static_cast<std::size_t>(r.n));
-        // Not in blocking mode: its watchdog would cut a slow download that is
-        // still moving, while recv waited to gather 64 KiB.
-        if (mode != Mode::blocking) chapter::gather_before_waking(fd, response, low_water);
     }
     outcome.ending = response.how_it_ended();
 }
@@ -429,7 +422,7 @@ Outcome fetch(const Options& options, const ModeInfo& info) {
                     if (watchdog.closed_socket()) sock.release();
                     continue;
                 }
-                narrate(options, "connected to %s", net::address_text(address->ai_addr).c_str());
+                narrate(options, "connected to %s", text::address_text(address->ai_addr).c_str());
                 send_all(options, info.mode, sock.get(), chapter::http_request(options), watchdog);
                 receive_response(options, info.mode, sock.get(), watchdog, outcome, Clock::now());
             } catch (const Failure&) {

@@ -169,7 +169,7 @@ Ready busy_wait_until_readable(net::socket_t fd, Clock::time_point deadline, std
 std::optional<Failure> connect_within_timeout(const Options& options, net::socket_t fd,
                                               const addrinfo* address) {
     // lab step 2: connect() without blocking, wait until writable, then ask SO_ERROR
-    std::string where = net::address_text(address->ai_addr);
+    std::string where = text::address_text(address->ai_addr);
     int rc = traced(::connect(fd, address->ai_addr, static_cast<socklen_t>(address->ai_addrlen)),
                     "connect", fd, where);
     // On Linux even a loopback connect is still under way when connect()
@@ -214,10 +214,9 @@ net::Socket connect_to_host(const Options& options) {
         // fd_set"); without it, FD_SET writes past the set (chapter 5's README
         // shows both). A program with that many files open needs poll()
         // instead; we stop with a clear error.
-        if (!net::fits_in_fd_set(sock.get())) {
-            last_failure = Failure(
-                "select", "descriptor " + std::to_string(sock.get()) + " is beyond FD_SETSIZE (" +
-                              std::to_string(FD_SETSIZE) + "); select() cannot watch it");
+        std::string why = net::why_select_cannot_watch(sock.get(), 0);
+        if (!why.empty()) {
+            last_failure = Failure("select", why + "; select() cannot watch it");
             break;
         }
         net::no_sigpipe(sock.get());
@@ -228,10 +227,10 @@ net::Socket connect_to_host(const Options& options) {
             last_failure = Failure("set O_NONBLOCK", net::last_error());
             continue;
         }
-        narrate(options, "trying %s", net::address_text(address->ai_addr).c_str());
+        narrate(options, "trying %s", text::address_text(address->ai_addr).c_str());
         last_failure = connect_within_timeout(options, sock.get(), address);
         if (!last_failure) {
-            narrate(options, "connected to %s", net::address_text(address->ai_addr).c_str());
+            narrate(options, "connected to %s", text::address_text(address->ai_addr).c_str());
             return sock;
         }
         narrate(options, "%s", last_failure->what());
@@ -288,7 +287,6 @@ void receive_response(const Options& options, net::socket_t fd, std::size_t buff
     // lab step 4: recv() until complete; when recv() would block, wait until readable
     std::vector<char> buffer(buffer_size);
     chapter::ResponseReader response;
-    int low_water = 1;  // SO_RCVLOWAT, as in chapter 1: select honours it too
     std::uint64_t recv_calls = 0, waits = 0, spins = 0;
     auto start = Clock::now();
     while (!response.complete()) {
@@ -300,7 +298,6 @@ void receive_response(const Options& options, net::socket_t fd, std::size_t buff
                 narrate(options, "first bytes after %.3f s", chapter::seconds_since(start));
             chapter::write_stdout(buffer.data(), static_cast<std::size_t>(n));
             response.take(buffer.data(), static_cast<std::size_t>(n));
-            chapter::gather_before_waking(fd, response, low_water);
             progress.bytes = response.bytes_taken();
             continue;
         }
@@ -320,7 +317,6 @@ void receive_response(const Options& options, net::socket_t fd, std::size_t buff
                                 : wait_until(fd, false, deadline);
         if (ready == Ready::timed_out) {
             chapter::check_max_time(options);
-            if (chapter::stop_gathering(fd, low_water)) continue;  // slow, not silent?
             throw Failure("recv", "no data for " + chapter::seconds_text(options.timeout));
         }
     }
@@ -366,7 +362,7 @@ void socket_thread(const Options& options, std::size_t buffer_size, Progress& pr
 // like updating the UI". It sleeps on a condition variable between updates
 // (ten a second on a terminal, one a second otherwise), so it costs no CPU.
 void show_progress_until_finished(const Options& options, Progress& progress) {
-    bool terminal = chapter::stderr_is_terminal();
+    bool terminal = net::stderr_is_terminal();
     auto tick = std::chrono::milliseconds(terminal ? 100 : 1000);
     auto start = Clock::now();
     std::unique_lock<std::mutex> lock(progress.mutex);

@@ -34,7 +34,7 @@ TEST_CASE("getaddrinfo-literal-family") {
         for (addrinfo* a = found; a; a = a->ai_next, ++count) {
             EXPECT(a->ai_family == c.family,
                    std::string(c.host) + " came back as family " + std::to_string(a->ai_family));
-            std::string text = net::address_text(a->ai_addr);
+            std::string text = text::address_text(a->ai_addr);
             std::string want = c.family == AF_INET6 ? "[::1]:80" : "127.0.0.1:80";
             EXPECT(text == want, "got " + text);
         }

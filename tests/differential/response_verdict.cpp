@@ -92,7 +92,7 @@ bool read_file(const std::filesystem::path& path, std::string& bytes) {
 }
 
 // Names on one line must stay one word: the reader's messages are escaped
-// already (net::printable), but be sure no newline splits a line.
+// already (text::printable), but be sure no newline splits a line.
 std::string one_line(std::string text) {
     std::replace(text.begin(), text.end(), '\n', ' ');
     std::replace(text.begin(), text.end(), '\r', ' ');

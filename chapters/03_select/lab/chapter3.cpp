@@ -179,10 +179,9 @@ net::Socket connect_to_host(const Options& options) {
         // fd_set"); without it, FD_SET writes past the set (chapter 5's README
         // shows both). A program with that many files open needs poll()
         // instead; we stop with a clear error.
-        if (!net::fits_in_fd_set(sock.get())) {
-            last_failure = Failure(
-                "select", "descriptor " + std::to_string(sock.get()) + " is beyond FD_SETSIZE (" +
-                              std::to_string(FD_SETSIZE) + "); select() cannot watch it");
+        std::string why = net::why_select_cannot_watch(sock.get(), 0);
+        if (!why.empty()) {
+            last_failure = Failure("select", why + "; select() cannot watch it");
             break;
         }
         net::no_sigpipe(sock.get());
@@ -193,10 +192,10 @@ net::Socket connect_to_host(const Options& options) {
             last_failure = Failure("set O_NONBLOCK", net::last_error());
             continue;
         }
-        narrate(options, "trying %s", net::address_text(address->ai_addr).c_str());
+        narrate(options, "trying %s", text::address_text(address->ai_addr).c_str());
         last_failure = connect_within_timeout(options, sock.get(), address);
         if (!last_failure) {
-            narrate(options, "connected to %s", net::address_text(address->ai_addr).c_str());
+            narrate(options, "connected to %s", text::address_text(address->ai_addr).c_str());
             return sock;
         }
         narrate(options, "%s", last_failure->what());
@@ -265,7 +264,7 @@ void socket_thread(const Options& options, std::size_t buffer_size, Progress& pr
 // like updating the UI". It sleeps on a condition variable between updates
 // (ten a second on a terminal, one a second otherwise), so it costs no CPU.
 void show_progress_until_finished(const Options& options, Progress& progress) {
-    bool terminal = chapter::stderr_is_terminal();
+    bool terminal = net::stderr_is_terminal();
     auto tick = std::chrono::milliseconds(terminal ? 100 : 1000);
     auto start = Clock::now();
     std::unique_lock<std::mutex> lock(progress.mutex);

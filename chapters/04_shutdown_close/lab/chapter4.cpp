@@ -78,7 +78,7 @@ net::Socket connect_to_host(const Options& options) {
     chapter::AddressList addresses = chapter::resolve(options);
     Failure last_failure("connect " + options.host, "no address to try");
     for (const addrinfo* address = addresses.get(); address; address = address->ai_next) {
-        std::string where = net::address_text(address->ai_addr);
+        std::string where = text::address_text(address->ai_addr);
         net::Socket sock(traced(::socket(address->ai_family, SOCK_STREAM, IPPROTO_TCP), "socket",
                                 address->ai_family == AF_INET6 ? "AF_INET6" : "AF_INET"));
         if (!sock.valid()) throw Failure("socket", net::last_error());
@@ -121,14 +121,12 @@ void send_all(net::socket_t fd, const std::string& data) {
 void receive_response(const Options& options, net::socket_t fd, const std::string& why) {
     static char buffer[64 * 1024];
     chapter::ResponseReader response;
-    int low_water = 1;  // SO_RCVLOWAT, as in chapter 1
     while (!response.complete()) {
         chapter::set_wait_limit(options, fd, SO_RCVTIMEO);  // shorter near --max-time
         long n = traced(::recv(fd, buffer, sizeof buffer, 0), "recv", fd, sizeof buffer);
         if (n > 0) {
             chapter::write_stdout(buffer, static_cast<std::size_t>(n));
             response.take(buffer, static_cast<std::size_t>(n));
-            chapter::gather_before_waking(fd, response, low_water);
             continue;
         }
         if (n == 0) {

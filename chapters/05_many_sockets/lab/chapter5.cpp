@@ -186,7 +186,7 @@ void finish(Loop& loop, Connection& c, State how, const std::string& error = "")
                   how == State::done ? "ok" : "failed",
                   static_cast<unsigned long long>(c.response.bytes_taken()), seconds);
     std::string text = line;
-    if (how == State::failed) text += " " + net::terminal_safe(c.error);
+    if (how == State::failed) text += " " + text::terminal_safe(c.error);
     text += "\n";
     write_out(text.data(), text.size());
 }
@@ -234,16 +234,9 @@ void start_connect(Loop& loop, Connection& c) {
         // the set: the README shows both), so select() cannot watch it; on
         // Windows an fd_set holds FD_SETSIZE (64) sockets. poll() has neither
         // limit.
-        if (loop.use_select && !net::select_can_watch(sock.get(), loop.in_flight)) {
+        std::string why = net::why_select_cannot_watch(sock.get(), loop.in_flight);
+        if (loop.use_select && !why.empty()) {
             ++loop.beyond_fd_setsize;
-#ifdef _WIN32
-            std::string why = std::to_string(loop.in_flight) +
-                              " sockets already fill an fd_set (FD_SETSIZE " +
-                              std::to_string(FD_SETSIZE) + " on Windows)";
-#else
-            std::string why = "descriptor " + std::to_string(sock.get()) +
-                              " is beyond FD_SETSIZE (" + std::to_string(FD_SETSIZE) + ")";
-#endif
             return finish(loop, c, State::failed,
                           "select: " + why + "; select() cannot watch it (--wait poll can)");
         }
@@ -252,7 +245,7 @@ void start_connect(Loop& loop, Connection& c) {
             c.error = Failure("set O_NONBLOCK", net::last_error()).what();
             continue;
         }
-        std::string where = net::address_text(a->ai_addr);
+        std::string where = text::address_text(a->ai_addr);
         say(loop, c, "trying " + where);
         ++loop.calls;
         int rc = traced(::connect(sock.get(), a->ai_addr, static_cast<socklen_t>(a->ai_addrlen)),
@@ -342,7 +335,7 @@ void deadline_passed(Loop& loop, Connection& c) {
     std::string limit = chapter::seconds_text(loop.options.timeout);
     if (c.state == State::connecting) {
         c.error =
-            "connect " + net::address_text(c.address->ai_addr) + ": no answer within " + limit;
+            "connect " + text::address_text(c.address->ai_addr) + ": no answer within " + limit;
         say(loop, c, c.error);
         net::socket_t fd = c.sock.release();
         traced(net::close_socket(fd), "close", fd);
@@ -408,7 +401,7 @@ void run_loop(Loop& loop, std::vector<Connection>& connections) {
         end_of_run =
             loop.options.started + std::chrono::duration_cast<Clock::duration>(
                                        std::chrono::duration<double>(loop.options.max_time));
-    bool status_line = !loop.options.quiet && chapter::stderr_is_terminal();
+    bool status_line = !loop.options.quiet && net::stderr_is_terminal();
     std::vector<Connection*> in_flight, ready;
     for (Connection& c : connections)
         if (c.state != State::done && c.state != State::failed) in_flight.push_back(&c);
@@ -551,7 +544,7 @@ int main(int argc, char** argv) {
         if (loop.failed == 0) return 0;
         if (!loop.lines) {  // one connection: its error, as every chapter reports one
             std::fprintf(stderr, "%s: %s\n", program.name,
-                         net::terminal_safe(connections[0].error).c_str());
+                         text::terminal_safe(connections[0].error).c_str());
             return 1;
         }
         std::string why =
