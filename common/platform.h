@@ -2,30 +2,39 @@
 //
 // Everything the two APIs share (socket, connect, send, recv, select, shutdown,
 // getaddrinfo, setsockopt...) is called directly by the chapters under its real
-// name. This header covers only what is spelled differently:
+// name. This header covers only what is spelled differently, and each name it
+// declares is in this table:
 //
-//   what                      POSIX                       Winsock
-//   ------------------------  --------------------------  ------------------------------
-//   socket handle             int (-1 when invalid)       SOCKET (INVALID_SOCKET)
-//   close                     close()                     closesocket()
-//   last error                errno                       WSAGetLastError()
-//   error text                strerror()                  FormatMessage()
-//   non-blocking switch       fcntl(F_SETFL, O_NONBLOCK)  ioctlsocket(FIONBIO)
-//   library start/stop        nothing                     WSAStartup() / WSACleanup()
-//   SO_RCVTIMEO, SO_SNDTIMEO  struct timeval              DWORD of milliseconds
-//   no SIGPIPE on send        MSG_NOSIGNAL/SO_NOSIGPIPE   nothing (no signals)
-//   shutdown directions       SHUT_RD/SHUT_WR/SHUT_RDWR   SD_RECEIVE/SD_SEND/SD_BOTH
-//   poll                      poll(), struct pollfd       WSAPoll(), WSAPOLLFD
-//   bytes waiting             ioctl(FIONREAD)             ioctlsocket(FIONREAD)
-//   SO_RCVLOWAT               honoured by recv/poll       accepted, ignored by TCP
-//   select's limit            fd < FD_SETSIZE (1024)      FD_SETSIZE (64) sockets
-//   waking a blocked call     shutdown(SHUT_RDWR)         closesocket()
-//   descriptor limit          RLIMIT_NOFILE (setrlimit)   none for sockets
-//   stdout, stderr            write(1), isatty(2)         _write(1) in binary mode, _isatty
-//   printf format checking    format(printf)              format(__MINGW_PRINTF_FORMAT)
+// clang-format off
+//   what: the names declared below      POSIX                          Winsock
+//   ----------------------------------  -----------------------------  ---------------------------------
+//   socket_t, invalid_socket, Socket    int, -1                        SOCKET, INVALID_SOCKET
+//   close_socket                        close()                        closesocket()
+//   last_error, set_last_error          errno                          WSAGetLastError(), WSASetLastError()
+//   error_text                          strerror()                     FormatMessage()
+//   error_name                          "ECONNREFUSED"                 "WSAECONNREFUSED"
+//   is_would_block                      EAGAIN, EWOULDBLOCK            WSAEWOULDBLOCK
+//   is_in_progress (a connect)          EINPROGRESS                    WSAEWOULDBLOCK, WSAEINPROGRESS
+//   is_interrupted                      EINTR                          WSAEINTR
+//   is_timed_out (SO_RCVTIMEO ran out)  EAGAIN, EWOULDBLOCK            WSAETIMEDOUT
+//   set_nonblocking, _untraced          fcntl(F_SETFL, O_NONBLOCK)     ioctlsocket(FIONBIO)
+//   Startup                             ignore SIGPIPE                 WSAStartup(), binary stdout
+//   set_timeout_option, get_...         struct timeval                 DWORD of milliseconds
+//   send_flags, no_sigpipe              MSG_NOSIGNAL, SO_NOSIGPIPE     0 (no signals)
+//   shut_rd, shut_wr, shut_rdwr         SHUT_RD, SHUT_WR, SHUT_RDWR    SD_RECEIVE, SD_SEND, SD_BOTH
+//   poll_one, poll_many, pollfd_t       poll(), struct pollfd          WSAPoll(), WSAPOLLFD
+//   bytes_waiting                       ioctl(FIONREAD)                ioctlsocket(FIONREAD)
+//   set_receive_low_water               setsockopt(SO_RCVLOWAT)        nothing: its TCP ignores it
+//   why_select_cannot_watch             fd < FD_SETSIZE (1024)         at most FD_SETSIZE (64) sockets
+//   wake_blocked_calls                  shutdown(SHUT_RDWR)            closesocket()
+//   raise_descriptor_limit              setrlimit(RLIMIT_NOFILE)       none for sockets
+//   write_stdout, stderr_is_terminal    write(1), isatty(2)            _write(1), _isatty
+//   set_call_reporter (--trace)         fcntl(F_GETFL), fcntl(F_SETFL)  ioctlsocket(FIONBIO)
+//   printf format checking              format(printf)                 format(__MINGW_PRINTF_FORMAT)
+// clang-format on
 //
-// Each function below is in that table. Text for people (escaping, seconds)
-// is in text.h; --trace is in trace.h, on top of this file.
+// (NET_PRINTF_FORMAT is the last row.) Text for people (escaping, seconds,
+// the lines on stderr) is in text.h, and --trace in trace.h, both over this file.
 #pragma once
 
 #ifdef _WIN32

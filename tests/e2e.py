@@ -637,11 +637,24 @@ def chapter_cases(program):
         expect(run.stdout and hello_response().startswith(run.stdout),
                "stdout %r is not the first part of the response" % run.stdout)
 
+    @case(program + ":stalled-after-200000-bytes")
+    def stalled(ctx):
+        # --timeout bounds every silence, including one that starts in the
+        # middle of the body: 200,000 bytes of a promised 1 MiB, then nothing
+        # (the connection stays open). Given up on within --timeout, plus the
+        # built-in server's 0.25 s to report its side, not twice --timeout.
+        run = ctx.run(program, base + ["--scenario", "stall", "--timeout", "1"], 10)
+        expect(run.rc == 1, "expected exit 1: " + run.describe())
+        expect(run.seconds < 1.5 + ctx.slack, "took %.2f s to give up at --timeout 1" % run.seconds)
+        if program != "chapter5":  # chapter 5's stdout is one line per connection
+            expect(run.stdout.endswith(big_body(1)[:200000]),
+                   "stdout does not end with the 200,000 body bytes that came: %d bytes" % len(run.stdout))
+
     @case(program + ":slow-large-body")
     def slow_large_body(ctx):
-        # 128 KiB at 8 KiB every 0.1 s: 64 KiB (the SO_RCVLOWAT the chapters
-        # ask for) takes longer than --timeout 0.5, yet data never stops
-        # for 0.5 s. A slow server is not a silent one.
+        # 128 KiB at 8 KiB every 0.1 s: data never stops for --timeout 0.5,
+        # though 64 KiB (a low-water mark such as chapter 3's --low-water)
+        # takes longer. A slow server is not a silent one.
         body = os.urandom(128 * 1024)
         port = paced_server(body, 8 * 1024, 0.1)
         run = ctx.run(program, base + ["--quiet", "--timeout", "0.5", "127.0.0.1", str(port)], 30)
@@ -778,6 +791,18 @@ def chapter2_cases():
             expect(re.search(r"^%s +.*ok, 127 bytes$" % mode, run.stderr, re.M), "no table row for %s:\n%s" % (mode, run.stderr))
         tries = re.search(r"^nonblocking +.* (\d+) +ok", run.stderr, re.M)
         expect(tries and int(tries.group(1)) > 100, "the naive loop should fail many times while waiting 0.2 s")
+
+    def stalled_in(mode):
+        def stalled(ctx):
+            # As PROGRAM:stalled-after-200000-bytes, in each mode.
+            run = ctx.run("chapter2", ["--mode", mode, "--scenario", "stall", "--timeout", "1"], 10)
+            expect(run.rc == 1, "expected exit 1: " + run.describe())
+            expect(run.seconds < 1.5 + ctx.slack, "took %.2f s to give up at --timeout 1" % run.seconds)
+            expect(run.stdout.endswith(big_body(1)[:200000]),
+                   "stdout does not end with the 200,000 body bytes that came: %d bytes" % len(run.stdout))
+        case("chapter2:%s:stalled-after-200000-bytes" % mode)(stalled)
+    for mode in modes:
+        stalled_in(mode)
 
     @case("chapter2:all-modes-silent")
     def all_modes_silent(ctx):

@@ -9,7 +9,8 @@
 #
 # PROGRAMS (default: all): chapter1 chapter3 chapter2-blocking
 # chapter2-nonblocking chapter2-timeout chapter2-deadline curl python, and
-# chapter3-bBYTES for chapter 3 with --buffer-size BYTES.
+# chapter3-bBYTES for chapter 3 with --buffer-size BYTES, chapter3-lwBYTES for
+# chapter 3 with --low-water BYTES (SO_RCVLOWAT).
 # BENCH_ROOT: the checkout to build and measure (default: this script's).
 #
 # Prints each round's MiB/s, then per program the median, min and max and the
@@ -46,6 +47,7 @@ chapter_command() {
     chapter2-blocking | chapter2-nonblocking | chapter2-timeout | chapter2-deadline)
       echo "./chapter2 --mode ${1#chapter2-}" ;;
     chapter3-b[0-9]*) echo "./chapter3 --buffer-size ${1#chapter3-b}" ;;
+    chapter3-lw[0-9]*) echo "./chapter3 --low-water ${1#chapter3-lw}" ;;
     *) return 1 ;;
   esac
 }
