@@ -20,6 +20,13 @@ step: the program stops there (exit 1), or, inside chapter 5's event loop,
 that connection fails with it and the others go on. Everything else (the command line, the narration,
 the comments, the lab server) stays as in the chapter.
 
+A header beside the chapter with steps of its own (chapter 1's connect.h,
+which chapter 4 includes too) gets a starter beside the chapter's,
+lab/connect.h, which lab/chapterN.cpp then includes; the steps of a chapter
+count 1, 2, 3... over its files together. A quoted include of a file
+further away ("../01_blocking_client/connect.h") gets one more "../" in the
+starter, one folder down, so it names the same file.
+
     lab_starters.py --root ROOT           fail if a starter is not what its chapter makes
     lab_starters.py --root ROOT --write   write the starters
 """
@@ -45,8 +52,20 @@ HEADER = """\
 //
 """
 
+HEADER_OF_HEADER = """\
+// Lab {n} starter: chapter {n}'s {name} with its socket work taken out (see ../README.md).
+//
+// lab/chapter{n}.cpp includes this file: its TODO is one of lab {n}'s steps,
+// written in order with the others. Leave the rest of the file as it is.
+//
+// (Made from ../{name} by tests/lab_starters.py --write.)
+//
+"""
+FARTHER_INCLUDE = re.compile(r'^(#include ")(\.\./)', re.M)
 
-def starter(source, number):
+
+def starter(source, number, name=None):
+    """The starter of one file: (text, its step numbers)."""
     lines = source.splitlines()
     out, i, steps = [], 0, []
     while i < len(lines):
@@ -68,19 +87,29 @@ def starter(source, number):
         text = what.rstrip(".")
         out.append("%s// TODO %d: %s." % (indent, step, text))
         out.append('%schapter::todo(%d, "%s");' % (indent, step, text.replace("\\", "\\\\").replace('"', '\\"')))
-    if steps != list(range(1, len(steps) + 1)):
-        raise SystemExit("chapter %s: steps %s, expected 1, 2, 3... in order" % (number, steps))
+    if steps != sorted(steps):
+        raise SystemExit("chapter %s: steps %s, expected them in order" % (number, steps))
     # The chapter's own opening comment follows the lab's header.
-    return HEADER.format(n=number) + "\n".join(out) + "\n"
+    header = HEADER.format(n=number) if name is None else HEADER_OF_HEADER.format(n=number, name=name)
+    return FARTHER_INCLUDE.sub(r"\1../\2", header + "\n".join(out) + "\n"), steps
 
 
 def pairs(root):
     for source in sorted(glob.glob(os.path.join(root, "chapters", "*", "chapter*.cpp"))):
         number = re.search(r"chapter(\d+)\.cpp$", source).group(1)
-        with open(source) as f:
-            text = f.read()
-        if re.search(r"(?m)^\s*// lab step", text):
-            yield os.path.join(os.path.dirname(source), "lab", os.path.basename(source)), starter(text, number)
+        folder = os.path.dirname(source)
+        files = [(source, None)] + [(h, os.path.basename(h)) for h in sorted(glob.glob(os.path.join(folder, "*.h")))]
+        made, steps = [], []
+        for path, name in files:
+            with open(path) as f:
+                text = f.read()
+            if re.search(r"(?m)^\s*// lab step", text):
+                made_text, its_steps = starter(text, number, name)
+                made.append((os.path.join(folder, "lab", os.path.basename(path)), made_text))
+                steps += its_steps
+        if sorted(steps) != list(range(1, len(steps) + 1)):
+            raise SystemExit("chapter %s: steps %s, expected 1, 2, 3..." % (number, sorted(steps)))
+        yield from made
 
 
 def main():

@@ -23,6 +23,7 @@ the same way) passes them.
 """
 import argparse
 import os
+import re
 import shlex
 import subprocess
 import sys
@@ -114,7 +115,7 @@ MISTAKES = {
         "chapter2:timeout-mode-sets-rcvtimeo"),
     "zero-timeout-select": (
         3, "the tutorial's wait: select with a zero timeout, in a loop",
-        [("Ready ready = busy_wait ? busy_wait_until_readable", "Ready ready = true ? busy_wait_until_readable")],
+        [("if (busy_wait) return busy_wait_until_readable", "if (true) return busy_wait_until_readable")],
         "chapter3:waits-without-spinning"),
     "blocking-connect": (
         3, "a blocking connect, with nothing to bound it",
@@ -285,6 +286,19 @@ def define_proofs(options):
         proof("variant-" + name)(variant)
 
 
+def rooted_includes(text, folder):
+    """The edited copy is built in the build folder, not beside the chapter: a
+    quoted include of a file found from the chapter's folder (chapter 1's
+    "connect.h", chapter 4's "../01_blocking_client/connect.h") gets its full
+    path. The others (common/'s headers) are found on the include path."""
+    def rooted(match):
+        path = os.path.normpath(os.path.join(folder, match.group(2)))
+        if not os.path.isfile(path):
+            return match.group(0)
+        return match.group(1) + os.path.abspath(path).replace(os.sep, "/") + '"'
+    return re.sub(r'(?m)^(#include ")([^"]+)"', rooted, text)
+
+
 def write_edited(kind, name, path):
     """Write the reference chapter with the edits of MISTAKES[name] (kind
     "mistake") or VARIANTS[name] (kind "variant") to path."""
@@ -296,6 +310,7 @@ def write_edited(kind, name, path):
         if text.count(find) != 1:
             raise SystemExit("%s %s: %r is not in %s exactly once" % (kind, name, find, source))
         text = text.replace(find, replace)
+    text = rooted_includes(text, os.path.dirname(source))
     title = "A typical mistake" if kind == "mistake" else "A correct variant"
     with open(path, "w") as f:
         f.write("// %s, for tests/labcheck.py: %s.\n" % (title, what) + text)

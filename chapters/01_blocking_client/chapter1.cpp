@@ -18,11 +18,13 @@
 //          ./chapter1 example.org 80 > page.txt    (stdout gets exactly the bytes received)
 
 #include "chapter.h"
+#include "connect.h"  // step 1: chapter1::connect_to_host
 #include "platform.h"
 #include "response.h"
 #include "trace.h"
 
 #include <chrono>
+#include <cinttypes>
 #include <cstdint>
 #include <string>
 
@@ -39,69 +41,8 @@ const chapter::Program program = {
     "hello",
     {}};
 
-// Step 1 - resolve the name and connect.
-//
-// Python: socket.socket(AF_INET, SOCK_STREAM), which asks for SOCK_CLOEXEC
-// too (the descriptor is not inherited by programs it starts)
-// [claim:python-socket-cloexec], then sock.connect((host, port)), one blocking
-// connect() call [claim:python-connect-blocking]; for a name it resolves with
-// getaddrinfo first (CPython's setipaddr(): read, not run). chapter::resolve() (common/chapter.cpp)
-// calls getaddrinfo with AF_UNSPEC: any family, so "::1" and IPv6-only hosts
-// work too, where the tutorial's socket is AF_INET only. It returns a list of
-// addresses, and we try each in turn until one connects.
-net::Socket connect_to_host(const Options& options) {
-    chapter::AddressList addresses = chapter::resolve(options);
-    // lab step 1: for each address: socket(), the time limits, connect(); return the first
-    Failure last_failure("connect " + options.host, "no address to try");
-    for (const addrinfo* address = addresses.get(); address; address = address->ai_next) {
-        std::string where = text::address_text(address->ai_addr);
-        net::Socket sock(traced(
-            ::socket(address->ai_family, address->ai_socktype, address->ai_protocol), "socket",
-            address->ai_family == AF_INET6 ? "AF_INET6" : "AF_INET", "SOCK_STREAM"));
-        if (!sock.valid()) {
-            last_failure = Failure("socket", net::last_error());
-            continue;
-        }
-        net::no_sigpipe(sock.get());
-
-        // A blocking socket waits as long as it takes: forever, if the server
-        // never answers. We promise never to hang without bound, so we give
-        // the kernel a limit for every blocking receive and send (chapter 2 is
-        // about these options and Python's settimeout). A recv that waited
-        // that long fails with EAGAIN, WSAETIMEDOUT on Windows
-        // [claim:rcvtimeo-bounds-recv].
-        chapter::set_wait_limit(options, sock.get(), SO_RCVTIMEO, true);
-        // On Linux SO_SNDTIMEO bounds a blocking connect too, which then fails
-        // with EINPROGRESS [claim:linux-sndtimeo-bounds-connect]. Windows
-        // ignores it for connect [claim:windows-sndtimeo-does-not-bound-connect]
-        // and waits for its own TCP retries; chapter 3 bounds connect the
-        // portable way.
-        chapter::set_wait_limit(options, sock.get(), SO_SNDTIMEO, true);
-
-        narrate(options, "trying %s", where.c_str());
-        // connect() sends a SYN and sleeps until the SYN-ACK (connected), an
-        // RST (ECONNREFUSED: nothing listens on that port [claim:connect-refused]),
-        // an ICMP error (EHOSTUNREACH, ENETUNREACH), or the time limit.
-        int result = traced(
-            ::connect(sock.get(), address->ai_addr, static_cast<socklen_t>(address->ai_addrlen)),
-            "connect", sock.get(), where);
-        if (result == 0) {
-            narrate(options, "connected to %s", where.c_str());
-            return sock;
-        }
-        int err = net::last_error();
-        if (net::is_in_progress(err) || net::is_timed_out(err)) chapter::check_max_time(options);
-        if (net::is_in_progress(err) || net::is_timed_out(err))
-            last_failure =
-                Failure("connect " + where, "no answer within " + seconds_text(options.timeout) +
-                                                " (" + net::error_name(err) + ")");
-        else
-            last_failure = Failure("connect " + where, err);
-        narrate(options, "%s", last_failure.what());
-        // `sock` is closed here; the next address gets a fresh socket.
-    }
-    throw last_failure;
-}
+// Step 1 - resolve the name and connect: chapter1::connect_to_host, in
+// connect.h beside this file (chapter 4 connects with it too).
 
 // Step 2 - send the request.
 //
@@ -188,10 +129,10 @@ void receive_response(const Options& options, net::socket_t fd) {
         // are already on stdout.
         throw Failure("recv", err);
     }
-    narrate(options, "%s (%s); %llu bytes in %llu recv calls", response.how_it_ended().c_str(),
+    narrate(options, "%s (%s); %" PRIu64 " bytes in %" PRIu64 " recv calls",
+            response.how_it_ended().c_str(),
             response.status_line().empty() ? "no status line" : response.status_line().c_str(),
-            static_cast<unsigned long long>(response.bytes_taken()),
-            static_cast<unsigned long long>(calls));
+            response.bytes_taken(), calls);
 }
 
 }  // namespace
@@ -204,7 +145,7 @@ int main(int argc, char** argv) {
 
     try {
         auto server = chapter::start_builtin_server(options);  // only without HOST
-        net::Socket sock = connect_to_host(options);
+        net::Socket sock = chapter1::connect_to_host(options);
         send_all(options, sock.get(), chapter::http_request(options));
         receive_response(options, sock.get());
 

@@ -39,13 +39,16 @@
 //          ./chapter4 --scenario echo --close none --timeout 1  (...or it never ends)
 //          ./chapter4 --close linger0
 
+#include "../01_blocking_client/connect.h"  // chapter 1's connect_to_host
 #include "chapter.h"
+#include "labserver.h"
 #include "platform.h"
 #include "response.h"
 #include "trace.h"
 
+#include <cinttypes>
 #include <cstdint>
-#include <optional>
+#include <memory>
 #include <string>
 
 using chapter::Failure;
@@ -61,36 +64,6 @@ const chapter::Program program = {
     "Chapter 4: shutdown and close (half-close, SHUT_RD, SHUT_RDWR, SO_LINGER, RST).",
     "hello",
     {{"close", "MODE", "none (default), half, rd, rdwr, linger0 or unread", &close_mode, nullptr}}};
-
-// Connect as chapter 1 does: blocking, with SO_RCVTIMEO and SO_SNDTIMEO as
-// the limits on every wait (chapter 2 explains them).
-net::Socket connect_to_host(const Options& options) {
-    chapter::AddressList addresses = chapter::resolve(options);
-    Failure last_failure("connect " + options.host, "no address to try");
-    for (const addrinfo* address = addresses.get(); address; address = address->ai_next) {
-        std::string where = text::address_text(address->ai_addr);
-        net::Socket sock(traced(::socket(address->ai_family, SOCK_STREAM, IPPROTO_TCP), "socket",
-                                address->ai_family == AF_INET6 ? "AF_INET6" : "AF_INET"));
-        if (!sock.valid()) throw Failure("socket", net::last_error());
-        net::no_sigpipe(sock.get());
-        chapter::set_wait_limit(options, sock.get(), SO_RCVTIMEO, true);
-        chapter::set_wait_limit(options, sock.get(), SO_SNDTIMEO, true);
-        if (traced(::connect(sock.get(), address->ai_addr,
-                             static_cast<socklen_t>(address->ai_addrlen)),
-                   "connect", sock.get(), where) == 0) {
-            narrate(options, "connected to %s", where.c_str());
-            return sock;
-        }
-        int err = net::last_error();
-        if (net::is_in_progress(err) || net::is_timed_out(err)) chapter::check_max_time(options);
-        last_failure = net::is_in_progress(err) || net::is_timed_out(err)
-                           ? Failure("connect " + where,
-                                     "no answer within " + chapter::seconds_text(options.timeout))
-                           : Failure("connect " + where, err);
-        narrate(options, "%s", last_failure.what());
-    }
-    throw last_failure;
-}
 
 void send_all(net::socket_t fd, const std::string& data) {
     for (std::size_t sent = 0; sent < data.size();) {
@@ -120,8 +93,8 @@ void receive_response(const Options& options, net::socket_t fd, const std::strin
             continue;
         }
         if (n == 0) {
-            narrate(options, "recv returned 0: the server's FIN, after %llu bytes",
-                    static_cast<unsigned long long>(response.bytes_taken()));
+            narrate(options, "recv returned 0: the server's FIN, after %" PRIu64 " bytes",
+                    response.bytes_taken());
             response.at_eof(why);
             break;
         }
@@ -268,44 +241,57 @@ void end_unread(const Options& options, net::Socket& sock) {
     close_traced(options, sock);
 }
 
+// --close MODE: the ending of that name.
+using Ending = void (*)(const Options&, net::Socket&);
+Ending ending_named(const std::string& mode) {
+    if (mode == "none") return end_none;
+    if (mode == "half") return end_half;
+    if (mode == "rd") return end_rd;
+    if (mode == "rdwr") return end_rdwr;
+    if (mode == "linger0") return end_linger0;
+    if (mode == "unread") return end_unread;
+    return nullptr;
+}
+
+// The lab server runs in this process, so we can ask what it saw. After an
+// ending that went as planned, it gets up to 0.5 s to finish its side (rd and
+// rdwr close without waiting for its answer). After a failure, which came
+// after waiting --timeout already, only stop()'s own 0.25 s: a server that
+// has not finished by then has stalled, and --timeout is what we promised.
+void narrate_what_the_server_saw(const Options& options, lab::Server* server, bool failed) {
+    if (!server) return;  // a HOST was given: its server is not ours to ask
+    if (!failed) server->wait_for_finished(1, 0.5);
+    server->stop();
+    lab::Observed seen = server->observed();
+    narrate(options, "the server saw: %" PRIu64 " FIN, %" PRIu64 " reset", seen.eofs_seen,
+            seen.resets_seen);
+}
+
 }  // namespace
 
 int main(int argc, char** argv) {
-    net::Startup startup;
+    net::Startup startup;  // WSAStartup on Windows, nothing on POSIX
     Options options;
     int status = chapter::parse_command_line(argc, argv, program, options);
     if (status >= 0) return status;
-    void (*end)(const Options&, net::Socket&) = close_mode == "half"      ? end_half
-                                                : close_mode == "none"    ? end_none
-                                                : close_mode == "rd"      ? end_rd
-                                                : close_mode == "rdwr"    ? end_rdwr
-                                                : close_mode == "linger0" ? end_linger0
-                                                : close_mode == "unread"  ? end_unread
-                                                                          : nullptr;
+    Ending end = ending_named(close_mode);
     if (!end)
         return chapter::usage_error(
             program,
             "--close: '" + close_mode + "' is not half, none, rd, rdwr, linger0 or unread");
+
+    std::unique_ptr<lab::Server> server;
     try {
-        auto server = chapter::start_builtin_server(options);  // only without HOST
-        std::optional<Failure> failure;
-        try {
-            net::Socket sock = connect_to_host(options);
-            end(options, sock);
-        } catch (const Failure& f) {
-            failure = f;
-        }
-        if (server) {
-            // Let the server see how we ended, then say what it saw.
-            server->wait_for_finished(1, 0.5);
-            server->stop();
-            lab::Observed seen = server->observed();
-            narrate(options, "the server saw: %llu FIN, %llu reset",
-                    static_cast<unsigned long long>(seen.eofs_seen),
-                    static_cast<unsigned long long>(seen.resets_seen));
-        }
-        if (failure) throw *failure;
+        server = chapter::start_builtin_server(options);  // only without HOST
+        // Connect as chapter 1 does (its connect.h): blocking, with SO_RCVTIMEO
+        // and SO_SNDTIMEO as the limits on every wait (chapter 2 explains them).
+        net::Socket sock = chapter1::connect_to_host(options);
+        end(options, sock);
+        narrate_what_the_server_saw(options, server.get(), false);
     } catch (const Failure& failure) {
+        // Our socket is closed by now (it lived in the try block): the server
+        // has seen how we ended, and we say what it saw before the error line.
+        narrate_what_the_server_saw(options, server.get(), true);
         return chapter::report(program, failure);
     }
     return 0;

@@ -40,6 +40,7 @@
 #include <algorithm>
 #include <cerrno>
 #include <chrono>
+#include <cinttypes>
 #include <cstdint>
 #include <cstdio>
 #include <cstdlib>
@@ -57,8 +58,8 @@ namespace {
 
 constexpr std::size_t buffer_size = 64 * 1024;  // one buffer, shared by every connection
 constexpr int recv_calls_per_turn = 16;         // at most 1 MiB per connection per wake-up
-constexpr unsigned long most_connections = 100000;
-constexpr unsigned long narrate_each_up_to = 10;  // more: a summary instead of a line each
+constexpr std::size_t most_connections = 100000;
+constexpr std::size_t narrate_each_up_to = 10;  // more: a summary instead of a line each
 
 std::string connections_text;  // --connections, checked in main
 std::string wait_text;         // --wait
@@ -91,7 +92,7 @@ enum class State { connecting, sending, receiving, done, failed };
 // bytes go out (stdout, a file, or nowhere) as they arrive, and the
 // ResponseReader keeps only the line it is reading. A few hundred bytes each.
 struct Connection {
-    unsigned long index = 0;  // 1..N, as printed
+    std::size_t index = 0;  // 1..N, as printed
     State state = State::connecting;
     net::Socket sock;
     const addrinfo* address = nullptr;  // the address being tried
@@ -102,28 +103,56 @@ struct Connection {
     std::string error;          // why it failed (or why the last address failed)
 };
 
+// What the status line and the last narration report, each counted where it
+// happens. Connections and sockets are counted in std::size_t (%zu), the
+// totals of a whole run in std::uint64_t (PRIu64).
+struct Tally {
+    // The connections.
+    std::size_t in_flight = 0;          // sockets open now (select on Windows is limited by it)
+    std::size_t complete = 0;           // ended with their whole response
+    std::size_t failed = 0;             // ended without it
+    std::size_t beyond_fd_setsize = 0;  // of the failed: select() could not watch their socket
+    // The waits.
+    std::uint64_t waits = 0;          // select() or poll() calls
+    std::uint64_t watched = 0;        // sockets handed to them, summed over every wait
+    std::uint64_t ready_reports = 0;  // sockets they reported ready, summed
+    std::size_t most_ready = 0;       // the most reported by one wait
+    // The sockets' calls.
+    std::uint64_t calls = 0;     // connect, getsockopt, send and recv
+    std::uint64_t spurious = 0;  // recv calls that found nothing after a ready report
+    std::uint64_t bytes = 0;     // received, over every connection
+};
+
 // What the loop shares between its steps: the options, the one receive
-// buffer, and the counts the narration reports.
+// buffer, and the tally.
 struct Loop {
-    explicit Loop(const Options& options) : options(options) {}
+    Loop(const Options& options, std::size_t count)
+        : options(options),
+          use_select(wait_text == "select"),
+          lines(count > 1 || !output_dir.empty()),
+          narrate_each(count <= narrate_each_up_to) {}
     const Options& options;
-    bool use_select = false;
-    bool lines = false;         // stdout gets one line per connection
-    bool narrate_each = false;  // narrate every connection (a few of them)
+    const bool use_select;    // --wait select
+    const bool lines;         // stdout gets one line per connection
+    const bool narrate_each;  // narrate every connection (a few of them)
     std::string request;
     std::vector<char> buffer = std::vector<char>(buffer_size);
     std::vector<net::pollfd_t> poll_list;  // poll's array, kept so it is not allocated each time
-    std::size_t in_flight = 0, complete = 0, failed = 0, beyond_fd_setsize = 0;
-    std::uint64_t waits = 0, watched = 0, ready_reports = 0, most_ready = 0, calls = 0,
-                  spurious = 0;
-    std::uint64_t bytes = 0;
+    Tally tally;
 };
+
+Clock::duration as_duration(double seconds) {
+    return std::chrono::duration_cast<Clock::duration>(std::chrono::duration<double>(seconds));
+}
 
 // A connection's deadline: --timeout from now, renewed at each bit of
 // progress. (--max-time is the loop's, for all of them.)
 Clock::time_point idle_deadline(const Options& options) {
-    return Clock::now() + std::chrono::duration_cast<Clock::duration>(
-                              std::chrono::duration<double>(options.timeout));
+    return Clock::now() + as_duration(options.timeout);
+}
+
+bool ended(const Connection& c) {
+    return c.state == State::done || c.state == State::failed;
 }
 
 // A failed write to stdout ends the whole run (exit 1), not one connection.
@@ -141,11 +170,18 @@ void write_out(const char* data, std::size_t size) {
 
 // "connection 3: ..." narration, only for a few connections.
 void say(const Loop& loop, const Connection& c, const std::string& text) {
-    if (loop.narrate_each) narrate(loop.options, "connection %lu: %s", c.index, text.c_str());
+    if (loop.narrate_each) narrate(loop.options, "connection %zu: %s", c.index, text.c_str());
 }
 
 // ---------------------------------------------------------------------------
 // The end of a connection: close it, print its line.
+
+// Close the connection's socket: one fewer in flight.
+void close_socket_of(Loop& loop, Connection& c) {
+    net::socket_t fd = c.sock.release();
+    traced(net::close_socket(fd), "close", fd);
+    --loop.tally.in_flight;
+}
 
 // Line on stdout (with --connections above 1 or --output):
 //   3 ok 127 bytes 0.002 s
@@ -153,28 +189,23 @@ void say(const Loop& loop, const Connection& c, const std::string& text) {
 void finish(Loop& loop, Connection& c, State how, const std::string& error = "") {
     c.state = how;
     if (!error.empty()) c.error = error;
-    if (c.sock.valid()) {
-        net::socket_t fd = c.sock.release();
-        traced(net::close_socket(fd), "close", fd);
-        --loop.in_flight;
-    }
+    if (c.sock.valid()) close_socket_of(loop, c);
     if (c.file) std::fclose(c.file);
     c.file = nullptr;
     double seconds = chapter::seconds_since(c.started);
     if (how == State::done) {
-        ++loop.complete;
+        ++loop.tally.complete;
         say(loop, c,
             (c.response.status_line().empty() ? "no status line" : c.response.status_line()) +
                 "; " + c.response.how_it_ended());
     } else {
-        ++loop.failed;
+        ++loop.tally.failed;
         say(loop, c, "failed: " + c.error);
     }
     if (!loop.lines) return;
     char line[128];
-    std::snprintf(line, sizeof line, "%lu %s %llu bytes %.3f s", c.index,
-                  how == State::done ? "ok" : "failed",
-                  static_cast<unsigned long long>(c.response.bytes_taken()), seconds);
+    std::snprintf(line, sizeof line, "%zu %s %" PRIu64 " bytes %.3f s", c.index,
+                  how == State::done ? "ok" : "failed", c.response.bytes_taken(), seconds);
     std::string text = line;
     if (how == State::failed) text += " " + text::terminal_safe(c.error);
     text += "\n";
@@ -184,7 +215,7 @@ void finish(Loop& loop, Connection& c, State how, const std::string& error = "")
 // Where the received bytes go: stdout (one connection), DIR/response-K
 // (--output), or nowhere (counted only). Written at once, never gathered.
 void deliver(Loop& loop, Connection& c, const char* data, std::size_t size) {
-    loop.bytes += size;
+    loop.tally.bytes += size;
     if (!output_dir.empty()) {
         if (!c.file) {
             std::string path = output_dir + "/response-" + std::to_string(c.index);
@@ -224,9 +255,9 @@ void start_connect(Loop& loop, Connection& c) {
         // the set: the README shows both), so select() cannot watch it; on
         // Windows an fd_set holds FD_SETSIZE (64) sockets. poll() has neither
         // limit.
-        std::string why = net::why_select_cannot_watch(sock.get(), loop.in_flight);
+        std::string why = net::why_select_cannot_watch(sock.get(), loop.tally.in_flight);
         if (loop.use_select && !why.empty()) {
-            ++loop.beyond_fd_setsize;
+            ++loop.tally.beyond_fd_setsize;
             return finish(loop, c, State::failed,
                           "select: " + why + "; select() cannot watch it (--wait poll can)");
         }
@@ -237,7 +268,7 @@ void start_connect(Loop& loop, Connection& c) {
         }
         std::string where = text::address_text(a->ai_addr);
         say(loop, c, "trying " + where);
-        ++loop.calls;
+        ++loop.tally.calls;
         int rc = traced(::connect(sock.get(), a->ai_addr, static_cast<socklen_t>(a->ai_addrlen)),
                         "connect", sock.get(), where);
         int err = net::last_error();
@@ -246,7 +277,7 @@ void start_connect(Loop& loop, Connection& c) {
             continue;
         }
         c.sock = std::move(sock);
-        ++loop.in_flight;
+        ++loop.tally.in_flight;
         c.deadline = idle_deadline(loop.options);
         c.state = State::connecting;
         // On Linux even a loopback connect is still under way when connect()
@@ -259,22 +290,28 @@ void start_connect(Loop& loop, Connection& c) {
            c.error.empty() ? "connect " + loop.options.host + ": no address to try" : c.error);
 }
 
+// This address failed (c.error says why): close its socket and try the next.
+void try_next_address(Loop& loop, Connection& c) {
+    say(loop, c, c.error);
+    close_socket_of(loop, c);
+    c.address = c.address->ai_next;
+    start_connect(loop, c);
+}
+
 // The connect has ended, one way or the other: SO_ERROR says which, 0 for
 // connected [claim:nonblocking-connect-writable-so-error-zero] or the error
 // [claim:nonblocking-connect-refused-via-so-error]. A refused connect wakes
 // poll() with POLLERR and POLLHUP [claim:poll-reports-refused-connect], select()
 // with the socket writable, or on Windows in exceptfds
 // [claim:windows-failed-connect-in-exceptfds]: whatever woke us, SO_ERROR
-// tells. Before Windows 10 version 2004, WSAPoll never reported a refused
-// connect at all; there the connection waits out its --timeout (curl's
-// commit 8bad5f2 and the winpoll package's notes). From that version on,
-// Microsoft's WSAPoll page says a failed connect is reported with POLLHUP,
-// POLLERR and POLLWRNORM. Read, not run.
+// tells. Older Windows versions' WSAPoll never reported a refused connect at
+// all; there the connection waits out its --timeout (which versions, and the
+// sources: docs/portability.md, poll-reports-refused-connect).
 void connect_ended(Loop& loop, Connection& c) {
-    // lab step 1: ask SO_ERROR how the connect ended; connected: send; failed: next address
+    // lab step 1: ask SO_ERROR how the connect ended; connected: send; else try_next_address
     int so_error = 0;
     socklen_t length = sizeof so_error;
-    ++loop.calls;
+    ++loop.tally.calls;
     int rc = ::getsockopt(c.sock.get(), SOL_SOCKET, SO_ERROR, reinterpret_cast<char*>(&so_error),
                           &length);
     std::string traced_call = "getsockopt(" + std::to_string(c.sock.get()) + ", SO_ERROR) = ";
@@ -291,14 +328,8 @@ void connect_ended(Loop& loop, Connection& c) {
         say(loop, c, "connected to " + where);
         return send_request(loop, c);
     }
-    // This address failed: close its socket and try the next one.
     c.error = Failure("connect " + where, so_error).what();
-    say(loop, c, c.error);
-    net::socket_t fd = c.sock.release();
-    traced(net::close_socket(fd), "close", fd);
-    --loop.in_flight;
-    c.address = c.address->ai_next;
-    start_connect(loop, c);
+    try_next_address(loop, c);
 }
 
 // Send what the socket takes now. A non-blocking send takes what fits in the
@@ -309,7 +340,7 @@ void send_request(Loop& loop, Connection& c) {
     // lab step 2: send what the socket takes now; when it would block, return and wait
     c.state = State::sending;
     while (c.sent < loop.request.size()) {
-        ++loop.calls;
+        ++loop.tally.calls;
         long n = traced(::send(c.sock.get(), loop.request.data() + c.sent,
                                static_cast<int>(loop.request.size() - c.sent), net::send_flags),
                         "send", c.sock.get(), loop.request.size() - c.sent);
@@ -340,15 +371,16 @@ void send_request(Loop& loop, Connection& c) {
 // connection goes back to waiting. This is why an event loop's sockets must
 // be non-blocking: a blocking recv here would stop every other connection.
 void receive(Loop& loop, Connection& c) {
-    // lab step 3: recv until it would block or the response is complete; a ready report can lie
+    // lab step 3: recv until it would block or the response is complete; readiness can lie
     bool first = true;
     for (int turn = 0; turn < recv_calls_per_turn; ++turn) {
-        ++loop.calls;
+        ++loop.tally.calls;
         long n = traced(::recv(c.sock.get(), loop.buffer.data(), static_cast<int>(buffer_size), 0),
                         "recv", c.sock.get(), buffer_size);
         if (n > 0) {
-            deliver(loop, c, loop.buffer.data(), static_cast<std::size_t>(n));
-            c.response.take(loop.buffer.data(), static_cast<std::size_t>(n));  // throws if wrong
+            std::size_t got = static_cast<std::size_t>(n);
+            deliver(loop, c, loop.buffer.data(), got);
+            c.response.take(loop.buffer.data(), got);  // throws if wrong
             c.deadline = idle_deadline(loop.options);
             if (c.response.complete()) return finish(loop, c, State::done);
             first = false;
@@ -362,7 +394,7 @@ void receive(Loop& loop, Connection& c) {
         if (net::is_interrupted(err)) continue;
         if (!net::is_would_block(err))
             return finish(loop, c, State::failed, Failure("recv", err).what());
-        if (first) ++loop.spurious;  // ready, yet nothing to read
+        if (first) ++loop.tally.spurious;  // ready, yet nothing to read
         return;
     }
 }  // its turn is over: the others go first
@@ -393,12 +425,7 @@ void deadline_passed(Loop& loop, Connection& c) {
     if (c.state == State::connecting) {
         c.error =
             "connect " + text::address_text(c.address->ai_addr) + ": no answer within " + limit;
-        say(loop, c, c.error);
-        net::socket_t fd = c.sock.release();
-        traced(net::close_socket(fd), "close", fd);
-        --loop.in_flight;
-        c.address = c.address->ai_next;
-        return start_connect(loop, c);
+        return try_next_address(loop, c);
     }
     if (c.state == State::sending)
         return finish(loop, c, State::failed, "send: the server accepted nothing for " + limit);
@@ -421,9 +448,9 @@ bool wants_to_write(const Connection& c) {
 // connection in flight: a scan of all of them on every wake-up, however few
 // are ready. While connecting, a socket is in exceptfds too: that is
 // where Windows reports a failed connect.
-int wait_with_select(std::vector<Connection*>& in_flight, int timeout_ms,
+int wait_with_select(const std::vector<Connection*>& in_flight, int timeout_ms,
                      std::vector<Connection*>& ready) {
-    // lab step 4: build the three sets, select() until the nearest deadline, collect the ready
+    // lab step 4: fill the three sets, select() until the nearest deadline, collect the ready
     fd_set readable, writable, failed;
     FD_ZERO(&readable);
     FD_ZERO(&writable);
@@ -449,10 +476,10 @@ int wait_with_select(std::vector<Connection*>& in_flight, int timeout_ms,
     timeout.tv_sec = timeout_ms / 1000;
     timeout.tv_usec = (timeout_ms % 1000) * 1000;
     // The first argument is the highest descriptor + 1 (Winsock ignores it).
-    int n = traced(::select(static_cast<int>(highest) + 1, &readable, &writable, &failed, &timeout),
-                   "select", static_cast<int>(highest) + 1, std::to_string(reading) + " readfds",
-                   std::to_string(writing) + " writefds", std::to_string(connecting) + " exceptfds",
-                   std::to_string(timeout_ms) + " ms");
+    int nfds = static_cast<int>(highest) + 1;
+    int n = traced(::select(nfds, &readable, &writable, &failed, &timeout), "select", nfds,
+                   std::to_string(reading) + " readfds", std::to_string(writing) + " writefds",
+                   std::to_string(connecting) + " exceptfds", std::to_string(timeout_ms) + " ms");
     if (n <= 0) return n;
     for (Connection* c : in_flight) {
         net::socket_t fd = c->sock.get();
@@ -468,7 +495,7 @@ int wait_with_select(std::vector<Connection*>& in_flight, int timeout_ms,
 // entry on every call, and we look at every revents after it: the cost of a
 // wake-up still grows with the number of connections, not with how many are
 // ready (epoll and kqueue end that; see the README).
-int wait_with_poll(Loop& loop, std::vector<Connection*>& in_flight, int timeout_ms,
+int wait_with_poll(Loop& loop, const std::vector<Connection*>& in_flight, int timeout_ms,
                    std::vector<Connection*>& ready) {
     // lab step 5: fill poll's array, poll() until the nearest deadline, collect the ready
     std::vector<net::pollfd_t>& fds = loop.poll_list;
@@ -488,82 +515,103 @@ int wait_with_poll(Loop& loop, std::vector<Connection*>& in_flight, int timeout_
 // ---------------------------------------------------------------------------
 // The event loop.
 
+// How long the next wait may last: until the nearest deadline of those in
+// flight, or the end of the run, or (with the status line) 0.1 s; in whole
+// milliseconds, rounded up, so it never wakes just before a deadline.
+int wait_limit_ms(const std::vector<Connection*>& in_flight, Clock::time_point end_of_run,
+                  bool status_line) {
+    Clock::time_point next = end_of_run;
+    for (const Connection* c : in_flight)
+        next = std::min(next, c->deadline);
+    if (status_line) next = std::min(next, Clock::now() + std::chrono::milliseconds(100));
+    auto left = std::chrono::ceil<std::chrono::milliseconds>(next - Clock::now());
+    auto day = std::chrono::milliseconds(24 * 3600 * 1000);
+    return static_cast<int>(std::clamp(left, std::chrono::milliseconds(0), day).count());
+}
+
+// One wait for all of them, in select() or poll(): the ready ones land in
+// `ready`. Returns the moment it woke: the deadlines are judged at that
+// moment, so a connection that was not ready then, but whose bytes come while
+// we step the others, is looked at in the next wait, not failed.
+Clock::time_point wait_for_any(Loop& loop, const std::vector<Connection*>& in_flight,
+                               int timeout_ms, std::vector<Connection*>& ready) {
+    ready.clear();
+    auto before = Clock::now();
+    int n = loop.use_select ? wait_with_select(in_flight, timeout_ms, ready)
+                            : wait_with_poll(loop, in_flight, timeout_ms, ready);
+    if (n < 0 && !net::is_interrupted(net::last_error()))
+        throw Failure(loop.use_select ? "select" : "poll", net::last_error());
+    Clock::time_point woke = Clock::now();
+    Tally& tally = loop.tally;
+    ++tally.waits;
+    tally.watched += in_flight.size();  // each one handed to the kernel, and looked at after
+    tally.ready_reports += ready.size();
+    tally.most_ready = std::max(tally.most_ready, ready.size());
+    if (loop.narrate_each)
+        narrate(loop.options, "wait %" PRIu64 ": %zu in flight, %zu ready after %.3f s",
+                tally.waits, in_flight.size(), ready.size(), chapter::seconds_since(before));
+    return woke;
+}
+
+// End each connection still in flight whose deadline had passed when the wait
+// returned, and every one of them when --max-time is (all but) over.
+void end_the_late(Loop& loop, const std::vector<Connection*>& in_flight, Clock::time_point woke,
+                  Clock::time_point end_of_run) {
+    bool out_of_time = Clock::now() >= end_of_run - std::chrono::milliseconds(50);
+    for (Connection* c : in_flight) {
+        if (ended(*c)) continue;
+        if (out_of_time)
+            finish(loop, *c, State::failed,
+                   "--max-time: no complete response within " +
+                       chapter::seconds_text(loop.options.max_time));
+        else if (woke >= c->deadline)
+            deadline_passed(loop, *c);
+    }
+}
+
 void show_progress(const Loop& loop, std::size_t total) {
+    const Tally& tally = loop.tally;
     char status[160];
     std::snprintf(status, sizeof status,
-                  "%.1f s: %zu in flight, %zu complete, %zu failed of %zu; %llu bytes; %llu waits",
-                  chapter::seconds_since(loop.options.started), loop.in_flight, loop.complete,
-                  loop.failed, total, static_cast<unsigned long long>(loop.bytes),
-                  static_cast<unsigned long long>(loop.waits));
+                  "%.1f s: %zu in flight, %zu complete, %zu failed of %zu; %" PRIu64
+                  " bytes; %" PRIu64 " waits",
+                  chapter::seconds_since(loop.options.started), tally.in_flight, tally.complete,
+                  tally.failed, total, tally.bytes, tally.waits);
     chapter::show_status(loop.options, status);
 }
 
+// The loop of the comment at the top, until every connection has ended.
 void run_loop(Loop& loop, std::vector<Connection>& connections) {
     Clock::time_point end_of_run = Clock::time_point::max();
     if (loop.options.max_time > 0)
-        end_of_run =
-            loop.options.started + std::chrono::duration_cast<Clock::duration>(
-                                       std::chrono::duration<double>(loop.options.max_time));
+        end_of_run = loop.options.started + as_duration(loop.options.max_time);
     bool status_line = !loop.options.quiet && net::stderr_is_terminal();
     std::vector<Connection*> in_flight, ready;
     for (Connection& c : connections)
-        if (c.state != State::done && c.state != State::failed) in_flight.push_back(&c);
+        if (!ended(c)) in_flight.push_back(&c);
 
     while (!in_flight.empty()) {
-        // 1. The nearest deadline bounds the wait (and, for the status line, 0.1 s).
-        Clock::time_point next = end_of_run;
-        for (Connection* c : in_flight)
-            next = std::min(next, c->deadline);
-        if (status_line) next = std::min(next, Clock::now() + std::chrono::milliseconds(100));
-        auto left = std::chrono::ceil<std::chrono::milliseconds>(next - Clock::now()).count();
-        int timeout_ms = static_cast<int>(
-            std::clamp<long long>(static_cast<long long>(left), 0, 24 * 3600 * 1000));
-
-        // 2. One wait for all of them.
-        ready.clear();
-        auto before = Clock::now();
-        int n = loop.use_select ? wait_with_select(in_flight, timeout_ms, ready)
-                                : wait_with_poll(loop, in_flight, timeout_ms, ready);
-        if (n < 0 && !net::is_interrupted(net::last_error()))
-            throw Failure(loop.use_select ? "select" : "poll", net::last_error());
-        // The deadlines are judged at this moment: a connection that was not
-        // ready now, but whose bytes come while we step the others, is looked
-        // at in the next wait, not failed.
-        Clock::time_point woke = Clock::now();
-        ++loop.waits;
-        loop.watched += in_flight.size();  // each one handed to the kernel, and looked at after
-        loop.ready_reports += ready.size();
-        loop.most_ready = std::max<std::uint64_t>(loop.most_ready, ready.size());
-        if (loop.narrate_each)
-            narrate(loop.options, "wait %llu: %zu in flight, %zu ready after %.3f s",
-                    static_cast<unsigned long long>(loop.waits), in_flight.size(), ready.size(),
-                    chapter::seconds_since(before));
-
+        // 1, 2. One wait for all of them (each says what it waits for), until
+        // the nearest deadline.
+        int timeout_ms = wait_limit_ms(in_flight, end_of_run, status_line);
+        Clock::time_point woke = wait_for_any(loop, in_flight, timeout_ms, ready);
         // 3. Step every ready connection; 4. end those out of time.
         for (Connection* c : ready)
             step(loop, *c);
-        bool out_of_time = Clock::now() >= end_of_run - std::chrono::milliseconds(50);
-        for (Connection* c : in_flight) {
-            if (c->state == State::done || c->state == State::failed) continue;
-            if (out_of_time)
-                finish(loop, *c, State::failed,
-                       "--max-time: no complete response within " +
-                           chapter::seconds_text(loop.options.max_time));
-            else if (woke >= c->deadline)
-                deadline_passed(loop, *c);
-        }
-        in_flight.erase(
-            std::remove_if(
-                in_flight.begin(), in_flight.end(),
-                [](Connection* c) { return c->state == State::done || c->state == State::failed; }),
-            in_flight.end());
+        end_the_late(loop, in_flight, woke, end_of_run);
+        in_flight.erase(std::remove_if(in_flight.begin(), in_flight.end(),
+                                       [](const Connection* c) { return ended(*c); }),
+                        in_flight.end());
         if (status_line) show_progress(loop, connections.size());
     }
     chapter::show_status(loop.options, "");
 }
 
+// ---------------------------------------------------------------------------
+// main's steps.
+
 // "--connections 1200": a whole number from 1 to most_connections.
-bool parse_count(const std::string& text, unsigned long& count) {
+bool parse_count(const std::string& text, std::size_t& count) {
     if (text.empty() || text.size() > 6 ||
         text.find_first_not_of("0123456789") != std::string::npos)
         return false;
@@ -571,14 +619,11 @@ bool parse_count(const std::string& text, unsigned long& count) {
     return count >= 1 && count <= most_connections;
 }
 
-}  // namespace
-
-int main(int argc, char** argv) {
-    net::Startup startup;
-    Options options;
+// The command line: every chapter's options, then this one's. Returns -1 to
+// go on, else the exit status (0 after --help, 2 for a usage error).
+int parse_command_line(int argc, char** argv, Options& options, std::size_t& count) {
     int status = chapter::parse_command_line(argc, argv, program, options);
     if (status >= 0) return status;
-    unsigned long count = 5;
     if (!connections_text.empty() && !parse_count(connections_text, count))
         return chapter::usage_error(program, "--connections: '" + connections_text +
                                                  "' is not a whole number from 1 to 100000");
@@ -587,76 +632,98 @@ int main(int argc, char** argv) {
     std::error_code error;
     if (!output_dir.empty() && !std::filesystem::is_directory(output_dir, error))
         return chapter::usage_error(program, "--output: '" + output_dir + "' is not a directory");
+    return -1;
+}
 
-    Loop loop(options);
-    loop.use_select = wait_text == "select";
-    loop.lines = count > 1 || !output_dir.empty();
-    loop.narrate_each = count <= narrate_each_up_to;
+// Each connection needs a descriptor (and one more for the built-in server's
+// side, and for its --output file): raise the soft limit to the hard one when
+// the default (often 1024) is too few, and say so.
+void make_room_for(const Options& options, std::size_t count, bool builtin_server) {
+    std::uint64_t needed =
+        count * (1 + (builtin_server ? 1 : 0) + (output_dir.empty() ? 0 : 1)) + 64;
+    net::DescriptorLimit limit = net::raise_descriptor_limit();
+    if (limit.now != 0 && needed > limit.before && limit.now > limit.before)
+        narrate(options,
+                "descriptor limit %" PRIu64 " (raised from %" PRIu64
+                "): %zu connections need about %" PRIu64,
+                limit.now, limit.before, count, needed);
+    if (limit.now != 0 && needed > limit.now)
+        narrate(options,
+                "descriptor limit %" PRIu64
+                " (as far as it could be raised: ulimit -Hn, on macOS "
+                "kern.maxfilesperproc): %zu connections need about %" PRIu64
+                "; those past it fail in socket() with EMFILE",
+                limit.now, count, needed);
+}
+
+// Start every connect at once, each to the first address; none waits for another.
+std::vector<Connection> start_connections(Loop& loop, std::size_t count, const addrinfo* first) {
+    std::vector<Connection> connections(count);
+    for (std::size_t i = 0; i < count; ++i) {
+        Connection& c = connections[i];
+        c.index = i + 1;
+        c.started = Clock::now();
+        c.address = first;
+        start_connect(loop, c);
+    }
+    return connections;
+}
+
+void narrate_summary(const Loop& loop) {
+    const Tally& tally = loop.tally;
+    narrate(loop.options,
+            "%zu complete, %zu failed in %.3f s; %" PRIu64 " waits, watching %" PRIu64
+            " sockets in all, for %" PRIu64 " ready reports (at most %zu at once); %" PRIu64
+            " connect, getsockopt, send and recv calls; %" PRIu64
+            " recv found nothing after a ready report",
+            tally.complete, tally.failed, chapter::seconds_since(loop.options.started), tally.waits,
+            tally.watched, tally.ready_reports, tally.most_ready, tally.calls, tally.spurious);
+}
+
+// 0 when every connection got its whole response. Else 1, and why on stderr:
+// one connection's error, as every chapter reports one, or how many failed.
+int exit_status(const Loop& loop, const std::vector<Connection>& connections) {
+    const Tally& tally = loop.tally;
+    if (tally.failed == 0) return 0;
+    std::string why = connections[0].error;
+    if (loop.lines) {
+        why = std::to_string(tally.failed) + " of " + std::to_string(connections.size()) +
+              " connections failed";
+        if (tally.beyond_fd_setsize > 0)
+            why += " (" + std::to_string(tally.beyond_fd_setsize) +
+                   " of them beyond select()'s FD_SETSIZE: use --wait poll)";
+    }
+    chapter::print_line(std::string(program.name) + ": " + why);
+    return 1;
+}
+
+}  // namespace
+
+int main(int argc, char** argv) {
+    net::Startup startup;
+    Options options;
+    std::size_t count = 5;
+    int status = parse_command_line(argc, argv, options, count);
+    if (status >= 0) return status;
+
+    Loop loop(options, count);
     try {
         // Only without HOST; its caps are raised to `count`, so none of ours gets a 503.
         auto server = chapter::start_builtin_server(options, count);
-
-        // Each connection needs a descriptor (and one more for the built-in
-        // server's side, and for its --output file): raise the soft limit to
-        // the hard one when the default (often 1024) is too few.
-        std::uint64_t needed = count * (1 + (server ? 1 : 0) + (output_dir.empty() ? 0 : 1)) + 64;
-        net::DescriptorLimit limit = net::raise_descriptor_limit();
-        if (limit.now != 0 && needed > limit.before && limit.now > limit.before)
-            narrate(options,
-                    "descriptor limit %llu (raised from %llu): %lu connections need about %llu",
-                    static_cast<unsigned long long>(limit.now),
-                    static_cast<unsigned long long>(limit.before), count,
-                    static_cast<unsigned long long>(needed));
-        if (limit.now != 0 && needed > limit.now)
-            narrate(options,
-                    "descriptor limit %llu (as far as it could be raised: ulimit -Hn, on macOS "
-                    "kern.maxfilesperproc): %lu connections need about %llu; those past it fail "
-                    "in socket() with EMFILE",
-                    static_cast<unsigned long long>(limit.now), count,
-                    static_cast<unsigned long long>(needed));
+        make_room_for(options, count, server != nullptr);
 
         // Resolve once, for every connection.
         chapter::AddressList addresses = chapter::resolve(options);
         loop.request = chapter::http_request(options);
-        narrate(options, "%lu connection%s on one thread, waiting with %s", count,
+        narrate(options, "%zu connection%s on one thread, waiting with %s", count,
                 count == 1 ? "" : "s", loop.use_select ? "select()" : "poll()");
 
-        // Start every connect at once; none waits for another.
-        std::vector<Connection> connections(count);
-        for (unsigned long i = 0; i < count; ++i) {
-            Connection& c = connections[i];
-            c.index = i + 1;
-            c.started = Clock::now();
-            c.address = addresses.get();
-            start_connect(loop, c);
-        }
+        std::vector<Connection> connections = start_connections(loop, count, addresses.get());
         run_loop(loop, connections);
+        narrate_summary(loop);
 
-        narrate(options,
-                "%zu complete, %zu failed in %.3f s; %llu waits, watching %llu sockets in all, "
-                "for %llu ready reports (at most %llu at once); %llu connect, getsockopt, send "
-                "and recv calls; %llu recv found nothing after a ready report",
-                loop.complete, loop.failed, chapter::seconds_since(options.started),
-                static_cast<unsigned long long>(loop.waits),
-                static_cast<unsigned long long>(loop.watched),
-                static_cast<unsigned long long>(loop.ready_reports),
-                static_cast<unsigned long long>(loop.most_ready),
-                static_cast<unsigned long long>(loop.calls),
-                static_cast<unsigned long long>(loop.spurious));
         server.reset();  // stop the built-in server first: its last lines come before ours
-        if (loop.failed == 0) return 0;
-        if (!loop.lines) {  // one connection: its error, as every chapter reports one
-            std::fprintf(stderr, "%s: %s\n", program.name,
-                         text::terminal_safe(connections[0].error).c_str());
-            return 1;
-        }
-        std::string why =
-            std::to_string(loop.failed) + " of " + std::to_string(count) + " connections failed";
-        if (loop.beyond_fd_setsize > 0)
-            why += " (" + std::to_string(loop.beyond_fd_setsize) +
-                   " of them beyond select()'s FD_SETSIZE: use --wait poll)";
-        std::fprintf(stderr, "%s: %s\n", program.name, why.c_str());
-        return 1;
+        return exit_status(loop, connections);
     } catch (const StdoutFailed& failed) {
         return chapter::report(program, failed.failure);
     } catch (const Failure& failure) {

@@ -28,11 +28,13 @@
 //          ./chapter1 example.org 80 > page.txt    (stdout gets exactly the bytes received)
 
 #include "chapter.h"
+#include "connect.h"  // step 1: chapter1::connect_to_host
 #include "platform.h"
 #include "response.h"
 #include "trace.h"
 
 #include <chrono>
+#include <cinttypes>
 #include <cstdint>
 #include <string>
 
@@ -49,21 +51,8 @@ const chapter::Program program = {
     "hello",
     {}};
 
-// Step 1 - resolve the name and connect.
-//
-// Python: socket.socket(AF_INET, SOCK_STREAM), which asks for SOCK_CLOEXEC
-// too (the descriptor is not inherited by programs it starts)
-// [claim:python-socket-cloexec], then sock.connect((host, port)), one blocking
-// connect() call [claim:python-connect-blocking]; for a name it resolves with
-// getaddrinfo first (CPython's setipaddr(): read, not run). chapter::resolve() (common/chapter.cpp)
-// calls getaddrinfo with AF_UNSPEC: any family, so "::1" and IPv6-only hosts
-// work too, where the tutorial's socket is AF_INET only. It returns a list of
-// addresses, and we try each in turn until one connects.
-net::Socket connect_to_host(const Options& options) {
-    chapter::AddressList addresses = chapter::resolve(options);
-    // TODO 1: for each address: socket(), the time limits, connect(); return the first.
-    chapter::todo(1, "for each address: socket(), the time limits, connect(); return the first");
-}
+// Step 1 - resolve the name and connect: chapter1::connect_to_host, in
+// connect.h beside this file (chapter 4 connects with it too).
 
 // Step 2 - send the request.
 //
@@ -108,7 +97,7 @@ int main(int argc, char** argv) {
 
     try {
         auto server = chapter::start_builtin_server(options);  // only without HOST
-        net::Socket sock = connect_to_host(options);
+        net::Socket sock = chapter1::connect_to_host(options);
         send_all(options, sock.get(), chapter::http_request(options));
         receive_response(options, sock.get());
 
