@@ -21,8 +21,7 @@
 // waited, ending with a comparison table. stdout gets the bytes of every
 // fetch, in order.
 //
-// Run it:  make chapter2 && ./chapter2                      (every mode; the answer comes after 0.5
-// s)
+// Run it:  make chapter2 && ./chapter2    (every mode; the answer comes after 0.5 s)
 //          ./chapter2 --mode nonblocking --scenario slow:2  (count the failed recv calls)
 //          ./chapter2 --mode timeout --scenario silent --timeout 1
 
@@ -31,12 +30,11 @@
 #include "response.h"
 #include "trace.h"
 
-#include <atomic>
 #include <chrono>
+#include <cinttypes>
 #include <condition_variable>
 #include <cstdint>
-#include <limits>
-#include <memory>
+#include <cstdio>
 #include <mutex>
 #include <optional>
 #include <string>
@@ -46,6 +44,7 @@
 using chapter::Failure;
 using chapter::narrate;
 using chapter::Options;
+using chapter::seconds_text;
 using Clock = std::chrono::steady_clock;
 
 namespace {
@@ -80,7 +79,7 @@ struct Outcome {
     double first_data_after = -1;    // seconds from the request to the first byte
     std::uint64_t failed_tries = 0;  // nonblocking: recv calls that found nothing
     std::string ending;              // how the response ended (ResponseReader)
-    std::optional<Failure> failure;
+    std::optional<Failure> failure;  // why the fetch failed, if it did
 };
 
 Clock::time_point deadline_after(double seconds) {  // for the watchdog
@@ -105,77 +104,75 @@ std::string elapsed_text(double seconds) {  // a measured time: "0.501 s"
 // blocked connect fail [claim:wake-aborts-blocking-connect]; closesocket() on
 // Windows, whose shutdown wakes nobody [claim:windows-closesocket-wakes-blocked-recv].
 //
-// arm() and disarm() run around every recv, so they must cost next to
-// nothing: they only store the deadline and a flag (atomics: no lock, no
-// system call). The watchdog thread sleeps until the deadline it last saw;
-// when it wakes, it looks at the newest one and sleeps again, or fires if the
-// call is still under way. About one wake-up per --timeout, however many
-// calls. It is woken early only for a deadline sooner than the one it sleeps
-// toward (the first arm, or near --max-time).
+// In Python this is a threading.Condition and a thread that waits on it with
+// a timeout. One mutex guards everything the two threads share; the watchdog
+// thread sleeps on the condition variable until the deadline, or until arm()
+// wakes it. arm() and disarm() run around every recv, so they only take the
+// lock and store the deadline, and arm() wakes the thread only when the new
+// deadline is sooner than the one it sleeps toward (the first arm, or near
+// --max-time). Otherwise the thread wakes at the old deadline, finds a later
+// one and sleeps again: about one wake-up per --timeout, however many calls.
 class Watchdog {
 public:
-    explicit Watchdog(net::socket_t fd) : fd_(fd), thread_([this] { run(); }) {}
+    // Watches the calls on `sock`, which must outlive it.
+    explicit Watchdog(net::Socket& sock)
+        : sock_(sock), fd_(sock.get()), thread_([this] { watch(); }) {}
     ~Watchdog() {
         {
             std::lock_guard<std::mutex> lock(mutex_);
             quit_ = true;
         }
-        changed_.notify_all();
+        changed_.notify_one();
         thread_.join();
+        // On Windows the wake closed the socket: its owner must not close it again.
+        if (closed_socket_) sock_.release();
     }
     // Wake the socket's blocked call if it is still in it `seconds` from now.
     void arm(double seconds) {
-        Clock::rep deadline = deadline_after(seconds).time_since_epoch().count();
-        deadline_ = deadline;
-        armed_ = true;
-        if (deadline < sleeping_until_) {  // it would wake too late: wake it now
-            std::lock_guard<std::mutex> lock(mutex_);
-            changed_.notify_all();
-        }
-    }
-    void disarm() { armed_ = false; }
-    // True once the watchdog has fired. It sets fired_ before it wakes the
-    // call, and holds its lock until the waking is done, so a caller that
-    // sees fired_ waits here for that, and closed_socket() is then final.
-    bool fired() {
-        if (!fired_) return false;
         std::lock_guard<std::mutex> lock(mutex_);
-        return true;
+        deadline_ = deadline_after(seconds);
+        armed_ = true;
+        if (deadline_ < wakes_at_) changed_.notify_one();  // it would wake too late
     }
-    bool closed_socket() {  // on Windows after firing: do not close it again
-        return fired() && closed_;
+    void disarm() {
+        std::lock_guard<std::mutex> lock(mutex_);
+        armed_ = false;
+    }
+    // True once the watchdog has woken the call. It wakes it with the lock
+    // held, so a call that returned because of it finds true here.
+    bool fired() {
+        std::lock_guard<std::mutex> lock(mutex_);
+        return fired_;
     }
 
 private:
-    void run() {
+    void watch() {  // the watchdog thread
         std::unique_lock<std::mutex> lock(mutex_);
         while (!quit_) {
-            Clock::rep deadline = deadline_, now = Clock::now().time_since_epoch().count();
-            if (armed_ && !fired_ && now >= deadline) {
-                fired_ = true;  // before the wake: the woken call must see it
-                closed_ = net::wake_blocked_calls(fd_);
-                continue;
+            if (armed_ && !fired_ && Clock::now() >= deadline_) {
+                fired_ = true;
+                closed_socket_ = net::wake_blocked_calls(fd_);
             }
-            // Publish how long we sleep, then check that no arm() came in
-            // between; either we see its deadline, or it sees our sleep and
-            // wakes us (both sides use sequentially consistent atomics).
-            sleeping_until_ = deadline > now ? deadline : never;
-            if (deadline_ != deadline) continue;
-            if (sleeping_until_ == never)
-                changed_.wait(lock);
+            wakes_at_ = armed_ && !fired_ ? deadline_ : never;
+            if (wakes_at_ == never)
+                changed_.wait(lock);  // until arm() or the destructor
             else
-                changed_.wait_until(lock, Clock::time_point(Clock::duration(deadline)));
+                changed_.wait_until(lock, wakes_at_);
         }
     }
 
-    static constexpr Clock::rep never = std::numeric_limits<Clock::rep>::max();
-    net::socket_t fd_;
-    std::mutex mutex_;
-    std::condition_variable changed_;
-    std::atomic<Clock::rep> deadline_{0}, sleeping_until_{never};
-    std::atomic<bool> armed_{false}, fired_{false}, closed_{false};
-    bool quit_ = false;   // under mutex_
-    std::thread thread_;  // last: starts after the members it uses
+    static constexpr Clock::time_point never = Clock::time_point::max();
+    net::Socket& sock_;
+    const net::socket_t fd_;
+    std::mutex mutex_;                    // guards the members below it, but the thread
+    std::condition_variable changed_;     // notified when the thread must look again
+    Clock::time_point deadline_;          // when to wake the call, if armed_
+    Clock::time_point wakes_at_ = never;  // when the watchdog thread looks next
+    bool armed_ = false;                  // a call is under way
+    bool fired_ = false;                  // the watchdog woke it
+    bool closed_socket_ = false;          // and closed the socket to do so (Windows)
+    bool quit_ = false;                   // the destructor asks the thread to end
+    std::thread thread_;                  // last: starts after the members it uses
 };
 
 // ---------------------------------------------------------------------------
@@ -236,7 +233,7 @@ void set_mode(const Options& options, net::socket_t fd, Mode mode) {
         for (int option : {SO_RCVTIMEO, SO_SNDTIMEO})
             if (traced(net::set_timeout_option(fd, option, limit), "setsockopt", fd,
                        option == SO_RCVTIMEO ? "SO_RCVTIMEO" : "SO_SNDTIMEO",
-                       chapter::seconds_text(limit)) != 0)
+                       seconds_text(limit)) != 0)
                 throw Failure("setsockopt", net::last_error());
     }
 }
@@ -251,83 +248,103 @@ void set_mode(const Options& options, net::socket_t fd, Mode mode) {
 //                polls for POLLOUT|POLLERR, then reads SO_ERROR
 //                [claim:python-connect-timeout-polls]. Chapter 3 does the
 //                same with select(): the portable way.
-std::optional<Failure> connect_in_mode(const Options& options, net::socket_t fd, Mode mode,
-                                       const addrinfo* address, Watchdog& watchdog) {
+void connect_in_mode(const Options& options, net::Socket& sock, Mode mode,
+                     const addrinfo* address) {
     std::string where = text::address_text(address->ai_addr);
+    Failure no_answer("connect " + where, "no answer within " + seconds_text(options.timeout));
+    Watchdog watchdog(sock);  // armed in blocking mode only
     if (mode == Mode::blocking) watchdog.arm(chapter::wait_limit(options));
-    int rc = traced(::connect(fd, address->ai_addr, static_cast<socklen_t>(address->ai_addrlen)),
-                    "connect", fd, where);
+    int rc =
+        traced(::connect(sock.get(), address->ai_addr, static_cast<socklen_t>(address->ai_addrlen)),
+               "connect", sock.get(), where);
     int err = net::last_error();
     watchdog.disarm();
-    if (rc == 0) return std::nullopt;
-    bool timed_out = watchdog.fired() || (mode == Mode::timeout && net::is_in_progress(err));
-    if (timed_out) chapter::check_max_time(options);
-    if (timed_out)
-        return Failure("connect " + where,
-                       "no answer within " + chapter::seconds_text(options.timeout));
-    if (!net::is_in_progress(err)) return Failure("connect " + where, err);
+    if (rc == 0) return;
+    if (watchdog.fired() || (mode == Mode::timeout && net::is_in_progress(err))) {
+        chapter::check_max_time(options);  // it was --max-time that ended the wait
+        throw no_answer;
+    }
+    if (!net::is_in_progress(err)) throw Failure("connect " + where, err);
 
-    if (!poll_until(fd, POLLOUT, chapter::wait_deadline(options))) {
+    // Nonblocking and deadline mode: the handshake goes on without us.
+    if (!poll_until(sock.get(), POLLOUT, chapter::wait_deadline(options))) {
         chapter::check_max_time(options);
-        return Failure("connect " + where,
-                       "no answer within " + chapter::seconds_text(options.timeout));
+        throw no_answer;
     }
     int so_error = 0;
     socklen_t length = sizeof so_error;
-    if (::getsockopt(fd, SOL_SOCKET, SO_ERROR, reinterpret_cast<char*>(&so_error), &length) != 0)
-        return Failure("getsockopt SO_ERROR", net::last_error());
-    if (so_error != 0) return Failure("connect " + where, so_error);
-    return std::nullopt;
+    if (::getsockopt(sock.get(), SOL_SOCKET, SO_ERROR, reinterpret_cast<char*>(&so_error),
+                     &length) != 0)
+        throw Failure("getsockopt SO_ERROR", net::last_error());
+    if (so_error != 0) throw Failure("connect " + where, so_error);
+}
+
+// Every address in turn, as Python's socket.create_connection() does: a
+// fresh socket for each, and when one fails, say why and try the next.
+net::Socket connect_to_host(const Options& options, Mode mode) {
+    chapter::AddressList addresses = chapter::resolve(options);
+    Failure last_failure("connect " + options.host, "no address to try");
+    for (const addrinfo* address = addresses.get(); address; address = address->ai_next) {
+        net::Socket sock(traced(::socket(address->ai_family, SOCK_STREAM, IPPROTO_TCP), "socket",
+                                address->ai_family == AF_INET6 ? "AF_INET6" : "AF_INET",
+                                "SOCK_STREAM"));
+        if (!sock.valid()) throw Failure("socket", net::last_error());
+        net::no_sigpipe(sock.get());
+        set_mode(options, sock.get(), mode);
+        try {
+            connect_in_mode(options, sock, mode, address);
+            narrate(options, "connected to %s", text::address_text(address->ai_addr).c_str());
+            return sock;
+        } catch (const Failure& failure) {  // say why, close `sock`, try the next address
+            narrate(options, "%s", failure.what());
+            last_failure = failure;
+        }
+    }
+    throw last_failure;
 }
 
 // ---------------------------------------------------------------------------
 // Steps 2 and 3 - send the request, receive until EOF, in the mode.
 
-// One send or recv, the way the mode does it. Returns what the call returned;
-// -1 with err 0 when there was nothing to do in time. In deadline and
+// One send or recv, the way the mode does it: what the call returned (n), its
+// error when n is -1, and whether the wait ran out first. In deadline and
 // nonblocking mode `deadline` ends the wait; in blocking and timeout mode each
 // call may wait --timeout (less near --max-time: chapter::wait_limit).
 struct CallResult {
     long n;
-    int err;
+    int err = 0;
+    bool timed_out = false;
 };
 
 template <class Call>
 CallResult call_in_mode(const Options& options, Mode mode, net::socket_t fd, short events,
                         Clock::time_point deadline, Watchdog& watchdog, std::uint64_t& failed_tries,
                         Call call) {
-    // lab step 3: make the call the mode's way: retry, poll first, or let it fail
+    // lab step 3: make the call the mode's way (retry, poll first, or fail); flag a timeout
     for (;;) {
-        if (mode == Mode::deadline && !poll_until(fd, events, deadline))
-            return {-1, 0};  // timed out: err 0
+        if (mode == Mode::deadline && !poll_until(fd, events, deadline)) return {-1, 0, true};
         if (mode == Mode::blocking) watchdog.arm(chapter::wait_limit(options));
         if (mode == Mode::timeout)
             chapter::set_wait_limit(options, fd, events == POLLIN ? SO_RCVTIMEO : SO_SNDTIMEO);
         long n = call();
         int err = net::last_error();
         if (mode == Mode::blocking) watchdog.disarm();
-        if (n >= 0) return {n, 0};
+        // The watchdog's shutdown makes recv return 0, as at EOF, and send
+        // fail with EPIPE; only fired() tells them apart.
+        if (watchdog.fired()) return {-1, err, true};
+        if (n >= 0) return {n};
         if (net::is_interrupted(err)) continue;
+        if (mode == Mode::timeout && net::is_timed_out(err)) return {-1, err, true};
         if (mode == Mode::nonblocking && net::is_would_block(err)) {
             // The naive retry loop: try again at once. It works, and burns a
             // whole core while it waits; chapter 3 sleeps in select() instead.
             ++failed_tries;
-            if (Clock::now() >= deadline) return {-1, 0};
+            if (Clock::now() >= deadline) return {-1, err, true};
             continue;
         }
         if (mode == Mode::deadline && net::is_would_block(err)) continue;  // poll again
         return {-1, err};
     }
-}
-
-Failure timeout_failure(const char* call, const Options& options, Mode mode, int err) {
-    chapter::check_max_time(options);  // it was --max-time that ended the wait
-    std::string how = mode == Mode::blocking      ? "the watchdog woke the call"
-                      : mode == Mode::timeout     ? "SO_RCVTIMEO expired: " + net::error_name(err)
-                      : mode == Mode::nonblocking ? "gave up retrying"
-                                                  : "poll timed out";
-    return Failure(call,
-                   "no data for " + chapter::seconds_text(options.timeout) + " (" + how + ")");
 }
 
 void send_all(const Options& options, Mode mode, net::socket_t fd, const std::string& data,
@@ -341,13 +358,35 @@ void send_all(const Options& options, Mode mode, net::socket_t fd, const std::st
                                      net::send_flags),
                               "send", fd, data.size() - sent);
             });
-        if (r.n < 0 && (r.err == 0 || net::is_timed_out(r.err))) chapter::check_max_time(options);
-        if (r.n < 0 && (r.err == 0 || net::is_timed_out(r.err)))
-            throw Failure("send",
-                          "the server took nothing for " + chapter::seconds_text(options.timeout));
+        if (r.timed_out) {
+            chapter::check_max_time(options);  // it was --max-time that ended the wait
+            throw Failure("send", "the server took nothing for " + seconds_text(options.timeout));
+        }
         if (r.n < 0) throw Failure("send", r.err);
         sent += static_cast<std::size_t>(r.n);
     }
+}
+
+// "no data for 5 s (poll timed out)": the failure of a recv that waited
+// --timeout, in the words of the mode that stopped it.
+Failure timeout_failure(const Options& options, Mode mode, int err) {
+    chapter::check_max_time(options);  // it was --max-time that ended the wait
+    std::string how = mode == Mode::blocking      ? "the watchdog woke the call"
+                      : mode == Mode::timeout     ? "SO_RCVTIMEO expired: " + net::error_name(err)
+                      : mode == Mode::nonblocking ? "gave up retrying"
+                                                  : "poll timed out";
+    return Failure("recv", "no data for " + seconds_text(options.timeout) + " (" + how + ")");
+}
+
+// "returned 127 bytes after 0.501 s", or "ended after 1.001 s"; in
+// nonblocking mode after how many tries.
+std::string first_recv_text(const CallResult& r, Mode mode, std::uint64_t failed_tries,
+                            Clock::time_point start) {
+    std::string after = elapsed_text(chapter::seconds_since(start));
+    std::string what = r.n > 0 ? "returned " + std::to_string(r.n) + " bytes after " + after
+                               : "ended after " + after;
+    if (mode != Mode::nonblocking) return what;
+    return std::to_string(failed_tries) + " failed tries (EWOULDBLOCK), then " + what;
 }
 
 // In every mode the first recv is the interesting one: it is the one that
@@ -360,11 +399,14 @@ void send_all(const Options& options, Mode mode, net::socket_t fd, const std::st
 // the socket's state is indeterminate: do not reuse it).
 //
 // In every mode we read until the response is complete, as chapter 1 does
-// (chapter::ResponseReader: its Content-Length, its last chunk, or the FIN).
+// (chapter::ResponseReader: its Content-Length, its last chunk, or the FIN),
+// and every wait for the next piece is bounded by --timeout, however much
+// came before it.
 void receive_response(const Options& options, Mode mode, net::socket_t fd, Watchdog& watchdog,
-                      Outcome& outcome, Clock::time_point request_sent) {
+                      Outcome& outcome) {
     static char buffer[64 * 1024];
     chapter::ResponseReader response;
+    auto request_sent = Clock::now();
     while (!response.complete()) {
         auto start = Clock::now();
         CallResult r = call_in_mode(options, mode, fd, POLLIN, chapter::wait_deadline(options),
@@ -372,81 +414,51 @@ void receive_response(const Options& options, Mode mode, net::socket_t fd, Watch
                                         return traced(::recv(fd, buffer, sizeof buffer, 0), "recv",
                                                       fd, sizeof buffer);
                                     });
-        if (outcome.first_recv.empty()) {
-            outcome.first_recv = r.n > 0
-                                     ? "returned " + std::to_string(r.n) + " bytes after " +
-                                           elapsed_text(chapter::seconds_since(start))
-                                     : "ended after " + elapsed_text(chapter::seconds_since(start));
-            if (mode == Mode::nonblocking)
-                outcome.first_recv = std::to_string(outcome.failed_tries) +
-                                     " failed tries (EWOULDBLOCK), then " + outcome.first_recv;
-        }
-        // Blocking mode: the watchdog's shutdown makes recv return 0, as at
-        // EOF; only fired() tells the two apart.
-        if (watchdog.fired() || (r.n < 0 && (r.err == 0 || net::is_timed_out(r.err))))
-            throw timeout_failure("recv", options, mode, r.err);
+        if (outcome.first_recv.empty())
+            outcome.first_recv = first_recv_text(r, mode, outcome.failed_tries, start);
+        if (r.timed_out) throw timeout_failure(options, mode, r.err);
         if (r.n < 0) throw Failure("recv", r.err);
         if (r.n == 0) {  // the server's FIN: complete only if the response ends there
             response.at_eof();
             break;
         }
+        auto received = static_cast<std::size_t>(r.n);
         if (outcome.bytes == 0) outcome.first_data_after = chapter::seconds_since(request_sent);
-        chapter::write_stdout(buffer, static_cast<std::size_t>(r.n));
-        outcome.bytes += static_cast<std::uint64_t>(r.n);
-        response.take(buffer, static_cast<std::size_t>(r.n));
+        chapter::write_stdout(buffer, received);
+        outcome.bytes += received;
+        response.take(buffer, received);
     }
     outcome.ending = response.how_it_ended();
 }
 
 // ---------------------------------------------------------------------------
-// One fetch in one mode: resolve, connect, send, receive, close.
+// One fetch in one mode: resolve and connect, send, receive, close. A failure
+// ends this mode's fetch, and is kept for the table.
 
 Outcome fetch(const Options& options, const ModeInfo& info) {
     Outcome outcome;
     narrate(options, "--- mode %s (Python: %s)", info.name, info.python);
     try {
-        chapter::AddressList addresses = chapter::resolve(options);
-        std::optional<Failure> last_failure;
-        for (const addrinfo* address = addresses.get(); address; address = address->ai_next) {
-            net::Socket sock(
-                traced(::socket(address->ai_family, SOCK_STREAM, IPPROTO_TCP), "socket",
-                       address->ai_family == AF_INET6 ? "AF_INET6" : "AF_INET", "SOCK_STREAM"));
-            if (!sock.valid()) throw Failure("socket", net::last_error());
-            net::no_sigpipe(sock.get());
-            set_mode(options, sock.get(), info.mode);
-            Watchdog watchdog(sock.get());  // armed in blocking mode only
-            try {
-                last_failure = connect_in_mode(options, sock.get(), info.mode, address, watchdog);
-                if (last_failure) {
-                    narrate(options, "%s", last_failure->what());
-                    if (watchdog.closed_socket()) sock.release();
-                    continue;
-                }
-                narrate(options, "connected to %s", text::address_text(address->ai_addr).c_str());
-                send_all(options, info.mode, sock.get(), chapter::http_request(options), watchdog);
-                receive_response(options, info.mode, sock.get(), watchdog, outcome, Clock::now());
-            } catch (const Failure&) {
-                if (watchdog.closed_socket()) sock.release();
-                throw;
-            }
-            narrate(options, "first recv: %s", outcome.first_recv.c_str());
-            narrate(options, "%s; %llu bytes", outcome.ending.c_str(),
-                    static_cast<unsigned long long>(outcome.bytes));
-            net::socket_t fd = sock.release();
-            traced(net::close_socket(fd), "close", fd);
-            return outcome;
-        }
-        throw last_failure.value_or(Failure("connect " + options.host, "no address to try"));
+        net::Socket sock = connect_to_host(options, info.mode);
+        Watchdog watchdog(sock);  // armed in blocking mode only
+        send_all(options, info.mode, sock.get(), chapter::http_request(options), watchdog);
+        receive_response(options, info.mode, sock.get(), watchdog, outcome);
+        narrate(options, "first recv: %s", outcome.first_recv.c_str());
+        narrate(options, "%s; %" PRIu64 " bytes", outcome.ending.c_str(), outcome.bytes);
+        net::socket_t fd = sock.release();
+        traced(net::close_socket(fd), "close", fd);
     } catch (const Failure& failure) {
         if (!outcome.first_recv.empty())
             narrate(options, "first recv: %s", outcome.first_recv.c_str());
         narrate(options, "mode %s failed: %s", info.name, failure.what());
         outcome.failure = failure;
-        return outcome;
     }
+    return outcome;
 }
 
-void print_table(const Options& options, const std::vector<std::pair<ModeInfo, Outcome>>& rows) {
+using Row = std::pair<ModeInfo, Outcome>;
+
+void print_table(const Options& options, const std::vector<Row>& rows) {
     if (options.quiet) return;
     chapter::print_line("");
     chapter::print_line(
@@ -468,7 +480,7 @@ void print_table(const Options& options, const std::vector<std::pair<ModeInfo, O
 }  // namespace
 
 int main(int argc, char** argv) {
-    net::Startup startup;
+    net::Startup startup;  // WSAStartup on Windows, nothing on POSIX
     Options options;
     int status = chapter::parse_command_line(argc, argv, program, options);
     if (status >= 0) return status;
@@ -480,19 +492,16 @@ int main(int argc, char** argv) {
             program,
             "--mode: '" + mode_text + "' is not blocking, nonblocking, timeout or deadline");
 
-    std::optional<Failure> first_failure;
     try {
         auto server = chapter::start_builtin_server(options);  // only without HOST
-        std::vector<std::pair<ModeInfo, Outcome>> rows;
-        for (const ModeInfo& info : modes) {
+        std::vector<Row> rows;
+        for (const ModeInfo& info : modes)
             rows.emplace_back(info, fetch(options, info));
-            if (rows.back().second.failure && !first_failure)
-                first_failure = rows.back().second.failure;
-        }
         if (rows.size() > 1) print_table(options, rows);
-    } catch (const Failure& failure) {
-        first_failure = failure;
+        for (const auto& [info, outcome] : rows)  // the first mode that failed, if any
+            if (outcome.failure) throw *outcome.failure;
+    } catch (const Failure& failure) {  // reported after the server has stopped and said its last
+        return chapter::report(program, failure);
     }
-    if (first_failure) return chapter::report(program, *first_failure);
     return 0;
 }
