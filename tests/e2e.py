@@ -34,7 +34,7 @@ ALPHABET = b"ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/"
 
 
 def big_body(mebibytes):
-    """The body of a `big` response, as common/labserver.cpp's big_body_byte()."""
+    """The body of a `big` response, as common/http_answers.cpp's big_body_byte()."""
     period = bytes(
         ord("\n") if i % 64 == 63 else ALPHABET[((i // 64) % 64 + i % 64) % 64]
         for i in range(4096)
@@ -198,7 +198,7 @@ def split_response(data):
 
 
 def chunked_hello_response(cut=None):
-    """The lab server's `chunked` answer (common/labserver.cpp, chunked_response())."""
+    """The lab server's `chunked` answer (common/http_answers.cpp, chunked_response())."""
     body = b"Hello from the lab server.\nYou asked for /\n"
     out = (b"HTTP/1.1 200 OK\r\nContent-Type: text/plain\r\nTransfer-Encoding: chunked\r\n"
            b"Connection: close\r\n\r\n")
@@ -1026,14 +1026,80 @@ def chapter3_cases():
         expect(re.search(r"^chapter3: select: descriptor \d+ is beyond FD_SETSIZE \(1024\)", run.error_line()),
                "error line %r" % run.error_line())
 
+    # ---- --low-water BYTES: SO_RCVLOWAT, opt-in (chapter 3's performance section)
+
+    def recv_calls(run):
+        match = re.search(r"\d+ bytes in (\d+) recv calls", run.stderr)
+        expect(match, "no recv count in the narration:\n" + run.stderr[-2000:])
+        return int(match.group(1))
+
+    @case("chapter3:low-water:stalled-after-200000-bytes")
+    def low_water_stalled(ctx):
+        # As PROGRAM:stalled-after-200000-bytes, with the mark up: select() is
+        # blind to fewer than 65536 bytes, yet a silence of --timeout still
+        # ends the wait within --timeout, not twice it.
+        run = ctx.run("chapter3", ["--low-water", "65536", "--scenario", "stall", "--timeout", "1"], 10)
+        expect(run.rc == 1, "expected exit 1: " + run.describe())
+        expect(run.error_line() == "chapter3: recv: no data for 1 s", "error line %r" % run.error_line())
+        expect(run.seconds < 1.5 + ctx.slack, "took %.2f s to give up at --timeout 1" % run.seconds)
+        expect(run.stdout.endswith(big_body(1)[:200000]),
+               "stdout does not end with the 200,000 body bytes that came: %d bytes" % len(run.stdout))
+
+    @case("chapter3:low-water:slow-large-body")
+    def low_water_slow_large_body(ctx):
+        # As PROGRAM:slow-large-body: 64 KiB at 8 KiB every 0.1 s takes longer
+        # than --timeout 0.5, yet data never stops for 0.5 s.
+        body = os.urandom(128 * 1024)
+        port = paced_server(body, 8 * 1024, 0.1)
+        run = ctx.run("chapter3", ["--low-water", "65536", "--trace", "--timeout", "0.5", "127.0.0.1", str(port)], 30)
+        expect(run.rc == 0, "a slow but steady server, with --low-water 65536: " + run.describe())
+        expect(run.stdout == b"HTTP/1.1 200 OK\r\nContent-Length: 131072\r\n\r\n" + body, "stdout: %d bytes" % len(run.stdout))
+        expect("SO_RCVLOWAT, 65536) = 0" in run.stderr, "no setsockopt SO_RCVLOWAT 65536 in --trace")
+
+    @case("chapter3:low-water:big")
+    def low_water_big(ctx):
+        # 16 MiB from the built-in server, with the mark: every byte, and
+        # --trace shows the setsockopt; the mark comes down to the bytes still
+        # to come near the end, never above them.
+        run = check_fetch(ctx, "chapter3", ["--low-water", "65536", "--scenario", "big:16", "--trace"], big_response(16))
+        marks = [int(m) for m in re.findall(r"setsockopt\(\d+, SO_RCVLOWAT, (\d+)\) = 0", run.stderr)]
+        expect(marks and marks[0] == 65536, "expected setsockopt(FD, SO_RCVLOWAT, 65536) = 0 in --trace; marks %s" % marks[:5])
+        expect(max(marks) <= 65536, "a mark above --low-water: %s" % max(marks))
+        recv_calls(run)
+
+    @case("chapter3:low-water:fewer-recv-calls")
+    def low_water_fewer_recv_calls(ctx):
+        # The gain, where there is one to see: a server that sends 8 KiB
+        # every 10 ms wakes a plain reader for each piece; with the mark,
+        # about once per 64 KiB. (Against the built-in big:N the reader is
+        # the slower side here: every recv finds a full buffer, mark or not.)
+        body = os.urandom(256 * 1024)
+        counts = []
+        for extra in ([], ["--low-water", "65536"]):
+            port = paced_server(body, 8 * 1024, 0.01)
+            run = ctx.run("chapter3", extra + ["127.0.0.1", str(port)], 30)
+            expect(run.rc == 0 and run.stdout.endswith(body), "%s: %s" % (extra, run.describe()))
+            counts.append(recv_calls(run))
+        expect(counts[1] * 2 < counts[0],
+               "recv calls: %d without the mark, %d with --low-water 65536 (expected under half)" % tuple(counts))
+
     for name, args in {"buffer-size-zero": ["--buffer-size", "0"],
                        "buffer-size-text": ["--buffer-size", "big"],
                        "buffer-size-negative": ["--buffer-size", "-5"],
                        "buffer-size-huge": ["--buffer-size", "99999999999"],
+                       "low-water-zero": ["--low-water", "0"],
+                       "low-water-text": ["--low-water", "64k"],
+                       "low-water-negative": ["--low-water", "-1"],
+                       "low-water-plus": ["--low-water", "+65536"],
+                       "low-water-huge": ["--low-water", "1048577"],
+                       "low-water-with-busy-wait": ["--low-water", "65536", "--busy-wait"],
                        "busy-wait-with-value": ["--busy-wait=1"]}.items():
         def bad(ctx, args=args):
             run = ctx.run("chapter3", args, 10)
             expect(run.rc == 2 and run.stderr.startswith("chapter3: "), "%r: %s" % (args, run.describe()))
+            if args[0] == "--low-water":
+                expect(run.stderr.startswith("chapter3: --low-water: ") and "\nusage: chapter3 " in run.stderr,
+                       "%r: expected one line naming --low-water, then the usage: %r" % (args, run.stderr[:300]))
         case("chapter3:bad-input:" + name)(bad)
 
 
@@ -1373,7 +1439,8 @@ NOT_FOR_THE_TWIN = {
                                     "(ValueError), before the program can say so in chapter 3's words",
 }
 NOT_FOR_THE_TWIN_KINDS = {"bad-input:": "the twin's command line is argparse's: exit 2 and a usage line too, "
-                                        "but not in chapter 3's words"}
+                                        "but not in chapter 3's words",
+                          "low-water:": "--low-water is chapter 3's own option (SO_RCVLOWAT, its performance section)"}
 # Cases whose server sends bytes drawn at random each time the case runs
 # (os.urandom): the two runs cannot match byte for byte, so each program's
 # stdout is held to what its own server sent, by the case itself.

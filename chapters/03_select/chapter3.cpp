@@ -16,9 +16,14 @@
 //     fail half way (BlockingIOError)
 //   "a non-blocking connect does not help"    it is the portable way to bound a connect
 //   bare except: hides why connect failed     every error named, exit status 1
-//   nothing reports how the fetch ended       main joins the thread, learns how it ended,
-//                                             and shows progress meanwhile
+//   nothing reports how the fetch ended       main waits for the thread (Python's join
+//                                             with a timeout), shows the time meanwhile,
+//                                             and gets the thread's result or its error
 // clang-format on
+//
+// One lesson in speed is opt-in: --low-water asks the kernel to gather data
+// before waking us (SO_RCVLOWAT). Its section, before step 3, says what that
+// gains and what it costs.
 //
 // Run it:  make chapter3 && ./chapter3
 //          ./chapter3 --scenario slow:3          (watch the status line; top shows ~0% CPU)
@@ -29,15 +34,15 @@
 #include "response.h"
 #include "trace.h"
 
-#include <atomic>
+#include <algorithm>
+#include <cctype>
 #include <chrono>
-#include <condition_variable>
+#include <cinttypes>
 #include <cstdint>
+#include <cstdio>
 #include <cstdlib>
-#include <mutex>
-#include <optional>
+#include <future>
 #include <string>
-#include <thread>
 #include <vector>
 
 using chapter::Failure;
@@ -47,14 +52,15 @@ using Clock = std::chrono::steady_clock;
 
 namespace {
 
-// 64 KiB: the fastest size measured on loopback against our lab server, and as
-// fast as any against nginx (tests/bench/buffer_sizes.sh and nginx_download.sh;
-// table and the reasons in README.md). Smaller buffers cost a system call per
-// few bytes; what decides the speed past that is how often the reader sleeps
-// and is woken, which SO_RCVLOWAT cuts (chapter::gather_before_waking).
+// 64 KiB: a smaller buffer costs a system call per few kilobytes, and from
+// nginx no larger one was faster. From our lab server, which sends faster
+// than we read, 1 MiB was: fewer, larger calls. README.md, "Choosing the
+// buffer size", has the figures (tests/bench/buffer_sizes.sh and
+// nginx_download.sh) and the reasons.
 constexpr std::size_t default_buffer_size = 64 * 1024;
 
-std::string buffer_size_text;  // --buffer-size, checked in main
+std::string buffer_size_text;  // --buffer-size, checked by read_settings
+std::string low_water_text;    // --low-water, checked by read_settings
 bool busy_wait = false;        // --busy-wait
 
 const chapter::Program program = {
@@ -63,17 +69,17 @@ const chapter::Program program = {
     "hello",
     {{"buffer-size", "BYTES", "recv buffer size, 1 to 67108864 (default 65536)", &buffer_size_text,
       nullptr},
+     {"low-water", "BYTES",
+      "SO_RCVLOWAT: do not wake for fewer bytes, 1 to 1048576 (default: off; README, performance)",
+      &low_water_text, nullptr},
      {"busy-wait", nullptr,
       "wait like the tutorial: select() with a zero timeout in a loop (do not do this)", nullptr,
       &busy_wait}}};
 
-// What the socket thread shares with the main thread.
-struct Progress {
-    std::atomic<std::uint64_t> bytes{0};
-    std::mutex mutex;
-    std::condition_variable finished_changed;
-    bool finished = false;
-    std::optional<Failure> failure;  // why the socket thread gave up, if it did
+// What the command line asks of the socket thread, beyond chapter::Options.
+struct Settings {
+    std::size_t buffer_size = default_buffer_size;  // --buffer-size
+    int low_water = 0;                              // --low-water; 0: off, the default
 };
 
 // ---------------------------------------------------------------------------
@@ -100,10 +106,9 @@ enum class Ready { yes, timed_out, failed };
 // Python's select.select() is this same call. On 64-bit Linux, glibc 2.33
 // and later make both it and ours with the pselect6 system call, which is the
 // name strace shows [claim:python-select-is-pselect6] (seen with glibc 2.36);
-// glibc 2.32 and earlier on x86-64 make the select system call (glibc commit
-// 2433d39b69, "linux: Add time64 select support": read). (Likewise recv and
-// send reach the kernel as recvfrom and sendto; --trace prints the names in
-// this source.)
+// an older glibc makes the select system call (docs/python-underneath.md has
+// the source). Likewise recv and send reach the kernel as recvfrom and sendto;
+// --trace prints the names in this source.
 //
 // Windows reports a failed non-blocking connect in the exception set, not as
 // writable [claim:windows-failed-connect-in-exceptfds]; POSIX reports it as
@@ -166,8 +171,8 @@ Ready busy_wait_until_readable(net::socket_t fd, Clock::time_point deadline, std
 // error, e.g. ECONNREFUSED [claim:nonblocking-connect-refused-via-so-error].
 // CPython's settimeout() does the same inside sock.connect(), waiting with
 // poll(POLLOUT|POLLERR) where we use select [claim:python-connect-timeout-polls].
-std::optional<Failure> connect_within_timeout(const Options& options, net::socket_t fd,
-                                              const addrinfo* address) {
+// Throws Failure when the connect fails or gets no answer.
+void connect_within_timeout(const Options& options, net::socket_t fd, const addrinfo* address) {
     // lab step 2: connect() without blocking, wait until writable, then ask SO_ERROR
     std::string where = text::address_text(address->ai_addr);
     int rc = traced(::connect(fd, address->ai_addr, static_cast<socklen_t>(address->ai_addrlen)),
@@ -175,67 +180,70 @@ std::optional<Failure> connect_within_timeout(const Options& options, net::socke
     // On Linux even a loopback connect is still under way when connect()
     // returns [claim:nonblocking-connect-in-progress-on-loopback]; POSIX
     // allows one to be done at once (connect(): read), so 0 is handled too.
-    if (rc == 0) return std::nullopt;
+    if (rc == 0) return;
     int err = net::last_error();
-    if (!net::is_in_progress(err)) return Failure("connect " + where, err);
+    if (!net::is_in_progress(err)) throw Failure("connect " + where, err);
 
     // Each wait lasts --timeout at most (less near --max-time: chapter::wait_deadline).
-    Ready ready = wait_until(fd, true, chapter::wait_deadline(options));
-    if (ready == Ready::timed_out) chapter::check_max_time(options);
-    if (ready == Ready::timed_out)
-        return Failure("connect " + where,
-                       "no answer within " + chapter::seconds_text(options.timeout));
+    if (wait_until(fd, true, chapter::wait_deadline(options)) == Ready::timed_out) {
+        chapter::check_max_time(options);
+        throw Failure("connect " + where,
+                      "no answer within " + chapter::seconds_text(options.timeout));
+    }
     int so_error = 0;
     socklen_t length = sizeof so_error;
     if (::getsockopt(fd, SOL_SOCKET, SO_ERROR, reinterpret_cast<char*>(&so_error), &length) != 0)
-        return Failure("getsockopt SO_ERROR", net::last_error());
+        throw Failure("getsockopt SO_ERROR", net::last_error());
     trace::line("getsockopt(" + std::to_string(fd) + ", SO_ERROR) = 0, value " +
                 (so_error ? net::error_name(so_error) : "0 (connected)"));
-    if (so_error != 0) return Failure("connect " + where, so_error);
-    return std::nullopt;
+    if (so_error != 0) throw Failure("connect " + where, so_error);
+}
+
+// A TCP socket for `address`, non-blocking, that select() can watch.
+net::Socket open_socket(const addrinfo* address) {
+    net::Socket sock(
+        traced(::socket(address->ai_family, address->ai_socktype, address->ai_protocol), "socket",
+               address->ai_family == AF_INET6 ? "AF_INET6" : "AF_INET", "SOCK_STREAM"));
+    if (!sock.valid()) throw Failure("socket", net::last_error());
+    // An fd_set on POSIX is a bitmap of FD_SETSIZE (1024) bits: FD_SET on a
+    // larger descriptor is out of bounds. Built with _FORTIFY_SOURCE, glibc's
+    // FD_SET stops the program ("bit out of range 0 - FD_SETSIZE on
+    // fd_set"); without it, FD_SET writes past the set (chapter 5's README
+    // shows both). A program with that many files open needs poll()
+    // instead; we stop with a clear error.
+    std::string why = net::why_select_cannot_watch(sock.get(), 0);
+    if (!why.empty()) throw Failure("select", why + "; select() cannot watch it");
+    net::no_sigpipe(sock.get());
+    // Python: sock.setblocking(False), or settimeout(t) which does it too:
+    // one ioctl(FIONBIO) on Linux [claim:python-setblocking-is-fionbio],
+    // where we use fcntl (chapter 2 says why).
+    if (net::set_nonblocking(sock.get(), true) != 0)  // traced as fcntl (ioctlsocket)
+        throw Failure("set O_NONBLOCK", net::last_error());
+    return sock;
 }
 
 // Resolve (chapter::resolve: getaddrinfo, as in chapter 1), then try every
-// address in turn, IPv6 and IPv4, until one connects.
+// address in turn, IPv6 and IPv4, until one connects. A failure only moves
+// on to the next address; when none is left, the last failure is thrown. That
+// is the loop of Python's socket.create_connection() (Lib/socket.py: read),
+// whose "except OSError" is our catch.
 net::Socket connect_to_host(const Options& options) {
     chapter::AddressList addresses = chapter::resolve(options);
-    std::optional<Failure> last_failure;
+    Failure last_failure("connect " + options.host, "no address to try");
     for (const addrinfo* address = addresses.get(); address; address = address->ai_next) {
-        net::Socket sock(traced(
-            ::socket(address->ai_family, address->ai_socktype, address->ai_protocol), "socket",
-            address->ai_family == AF_INET6 ? "AF_INET6" : "AF_INET", "SOCK_STREAM"));
-        if (!sock.valid()) {
-            last_failure = Failure("socket", net::last_error());
-            continue;
-        }
-        // An fd_set on POSIX is a bitmap of FD_SETSIZE (1024) bits: FD_SET on a
-        // larger descriptor is out of bounds. Built with _FORTIFY_SOURCE, glibc's
-        // FD_SET stops the program ("bit out of range 0 - FD_SETSIZE on
-        // fd_set"); without it, FD_SET writes past the set (chapter 5's README
-        // shows both). A program with that many files open needs poll()
-        // instead; we stop with a clear error.
-        std::string why = net::why_select_cannot_watch(sock.get(), 0);
-        if (!why.empty()) {
-            last_failure = Failure("select", why + "; select() cannot watch it");
-            break;
-        }
-        net::no_sigpipe(sock.get());
-        // Python: sock.setblocking(False), or settimeout(t) which does it too:
-        // one ioctl(FIONBIO) on Linux [claim:python-setblocking-is-fionbio],
-        // where we use fcntl (chapter 2 says why).
-        if (net::set_nonblocking(sock.get(), true) != 0) {  // traced as fcntl (ioctlsocket)
-            last_failure = Failure("set O_NONBLOCK", net::last_error());
-            continue;
-        }
-        narrate(options, "trying %s", text::address_text(address->ai_addr).c_str());
-        last_failure = connect_within_timeout(options, sock.get(), address);
-        if (!last_failure) {
-            narrate(options, "connected to %s", text::address_text(address->ai_addr).c_str());
+        std::string where = text::address_text(address->ai_addr);
+        try {
+            net::Socket sock = open_socket(address);
+            narrate(options, "trying %s", where.c_str());
+            connect_within_timeout(options, sock.get(), address);
+            narrate(options, "connected to %s", where.c_str());
             return sock;
+        } catch (const Failure& failure) {
+            narrate(options, "%s", failure.what());
+            last_failure = failure;
         }
-        narrate(options, "%s", last_failure->what());
     }
-    throw last_failure.value_or(Failure("connect " + options.host, "no address to try"));
+    throw last_failure;
 }
 
 // ---------------------------------------------------------------------------
@@ -271,7 +279,87 @@ void send_all(const Options& options, net::socket_t fd, const std::string& data)
 }
 
 // ---------------------------------------------------------------------------
+// Performance: --low-water BYTES, an opt-in lesson (off by default).
+//
+// A reader that sleeps in select until data comes is woken for every few
+// kilobytes that arrive, and each wake-up costs a recv call here and work
+// for the sender (README.md, "Choosing the buffer size"). SO_RCVLOWAT, the
+// receive low-water mark, asks the kernel not to wake a reader (recv,
+// select, poll) for fewer than BYTES queued bytes; the FIN, an error or a
+// timeout still wake it [claim:rcvlowat-gathers-before-waking]. The gain:
+// fewer wake-ups and recv calls for a large download. The costs:
+//
+//   - The mark must never ask for more than will come, or the last bytes
+//     would leave us waiting for ones that never arrive: it is set only once
+//     the response has said how long it is (Content-Length), and to the body
+//     bytes still to come when they are fewer than BYTES.
+//   - select() is blind to the bytes below the mark, so a server that sends
+//     slower than the mark, or stops part way, would look silent though bytes
+//     came, and --timeout would no longer mean what it says. So we wait in
+//     slices of a quarter of --timeout and look between them
+//     (wait_under_low_water): more wake-ups for a slow server, and its bytes
+//     read up to a slice late.
+//   - On Windows it gains nothing: Winsock's TCP ignores the option, and the
+//     shim's net::set_receive_low_water does nothing there.
+
+// The mark this chapter wants (--low-water) and the one in force.
+struct LowWater {
+    int asked = 0;  // 0: off
+    int now = 1;    // the kernel's default: wake for 1 byte
+};
+
+// setsockopt(SO_RCVLOWAT), shown by --trace (net::set_receive_low_water).
+void set_low_water(net::socket_t fd, LowWater& mark, int bytes) {
+    if (bytes == mark.now) return;
+    if (net::set_receive_low_water(fd, bytes) != 0)
+        throw Failure("setsockopt SO_RCVLOWAT", net::last_error());
+    mark.now = bytes;
+}
+
+// After each recv that got data: once the response has said how long it
+// is, the mark is --low-water, or the body bytes still to come if fewer.
+void follow_response(net::socket_t fd, LowWater& mark, const chapter::ResponseReader& response) {
+    std::uint64_t coming = response.body_bytes_coming();  // 0: not known (yet)
+    if (mark.asked == 0 || coming == 0) return;
+    set_low_water(fd, mark, static_cast<int>(std::min<std::uint64_t>(coming, mark.asked)));
+}
+
+// Wait for data with the mark up, in slices of a quarter of --timeout. After
+// a slice that ran out, ask how many bytes wait below the mark (FIONREAD:
+// net::bytes_waiting). Some: the server is alive, only slower than the mark;
+// we put the mark back to 1 byte, so that the next recv surely takes them,
+// and go and read them (the recv loop raises the mark again). None, slice
+// after slice, until the deadline: that is silence, as without the mark.
+Ready wait_under_low_water(const Options& options, net::socket_t fd, Clock::time_point deadline,
+                           LowWater& mark) {
+    auto slice = std::chrono::duration_cast<Clock::duration>(
+        std::chrono::duration<double>(options.timeout / 4));
+    for (;;) {
+        Ready ready = wait_until(fd, false, std::min(deadline, Clock::now() + slice));
+        if (ready != Ready::timed_out) return ready;
+        long waiting = net::bytes_waiting(fd);
+        if (waiting < 0) throw Failure("ioctl FIONREAD", net::last_error());
+        if (waiting > 0) {
+            set_low_water(fd, mark, 1);
+            return Ready::yes;
+        }
+        if (Clock::now() >= deadline) return Ready::timed_out;
+    }
+}
+
+// ---------------------------------------------------------------------------
 // Step 3 - wait for data and read the whole response.
+
+// When recv would block: wait until there is data, the FIN, or --timeout of
+// silence. select with the time left (wait_until); with --busy-wait the
+// tutorial's spin; with --low-water in slices (wait_under_low_water).
+Ready wait_for_data(const Options& options, net::socket_t fd, LowWater& mark,
+                    std::uint64_t& spins) {
+    auto deadline = chapter::wait_deadline(options);
+    if (busy_wait) return busy_wait_until_readable(fd, deadline, spins);
+    if (mark.now > 1) return wait_under_low_water(options, fd, deadline, mark);
+    return wait_until(fd, false, deadline);
+}
 
 // The tutorial waits for select to report the socket readable, then calls
 // recv(4096) once: a longer response is cut short. Here we call recv first
@@ -282,11 +370,15 @@ void send_all(const Options& options, net::socket_t fd, const std::string& data)
 // Content-Length, its last chunk, or the server's FIN, as chapter 1
 // explains). select also reports readable at EOF, when the server has
 // closed; recv then returns 0 [claim:select-readable-at-eof].
-void receive_response(const Options& options, net::socket_t fd, std::size_t buffer_size,
-                      Progress& progress) {
+//
+// Two helpers above do the rest: wait_for_data waits (as --busy-wait or
+// --low-water ask), and follow_response moves the --low-water mark after
+// each piece that came.
+void receive_response(const Options& options, net::socket_t fd, const Settings& settings) {
     // lab step 4: recv() until complete; when recv() would block, wait until readable
-    std::vector<char> buffer(buffer_size);
+    std::vector<char> buffer(settings.buffer_size);
     chapter::ResponseReader response;
+    LowWater mark{settings.low_water};
     std::uint64_t recv_calls = 0, waits = 0, spins = 0;
     auto start = Clock::now();
     while (!response.complete()) {
@@ -298,7 +390,7 @@ void receive_response(const Options& options, net::socket_t fd, std::size_t buff
                 narrate(options, "first bytes after %.3f s", chapter::seconds_since(start));
             chapter::write_stdout(buffer.data(), static_cast<std::size_t>(n));
             response.take(buffer.data(), static_cast<std::size_t>(n));
-            progress.bytes = response.bytes_taken();
+            follow_response(fd, mark, response);  // --low-water only
             continue;
         }
         if (n == 0) {  // the server's FIN: complete only if the response ends there
@@ -312,74 +404,98 @@ void receive_response(const Options& options, net::socket_t fd, std::size_t buff
 
         // Nothing to read yet: wait, at most --timeout seconds of silence.
         ++waits;
-        auto deadline = chapter::wait_deadline(options);
-        Ready ready = busy_wait ? busy_wait_until_readable(fd, deadline, spins)
-                                : wait_until(fd, false, deadline);
-        if (ready == Ready::timed_out) {
+        if (wait_for_data(options, fd, mark, spins) == Ready::timed_out) {
             chapter::check_max_time(options);
             throw Failure("recv", "no data for " + chapter::seconds_text(options.timeout));
         }
     }
-    narrate(options, "%s (%s); %llu bytes in %llu recv calls, %llu waits",
+    narrate(options, "%s (%s); %" PRIu64 " bytes in %" PRIu64 " recv calls, %" PRIu64 " waits",
             response.how_it_ended().c_str(),
             response.status_line().empty() ? "no status line" : response.status_line().c_str(),
-            static_cast<unsigned long long>(response.bytes_taken()),
-            static_cast<unsigned long long>(recv_calls), static_cast<unsigned long long>(waits));
+            response.bytes_taken(), recv_calls, waits);
     if (busy_wait)
-        narrate(options, "--busy-wait: select() was called %llu times while waiting",
-                static_cast<unsigned long long>(spins));
+        narrate(options, "--busy-wait: select() was called %" PRIu64 " times while waiting", spins);
 }
 
 // ---------------------------------------------------------------------------
 // The socket thread: the tutorial's tcpSocketThreadClassNonBlocking.run().
+// A Failure thrown here ends the thread; main gets it from the thread's
+// future (future.get() throws it there), as it would the thread's result.
 
-void socket_thread(const Options& options, std::size_t buffer_size, Progress& progress) {
-    try {
-        net::Socket sock = connect_to_host(options);
-        send_all(options, sock.get(), chapter::http_request(options));
-        receive_response(options, sock.get(), buffer_size, progress);
+void fetch(const Options& options, Settings settings) {
+    net::Socket sock = connect_to_host(options);
+    send_all(options, sock.get(), chapter::http_request(options));
+    receive_response(options, sock.get(), settings);
 
-        // Step 4 - shut down and close. The tutorial calls shutdown(SHUT_RD)
-        // and says it disallows "further ends"; SHUT_RD only stops further
-        // receives and tells the server nothing. SHUT_WR sends our FIN: "no
-        // more requests". Then close() releases the descriptor. Chapter 4
-        // shows every way to end a connection and what the server sees.
-        // lab step 5: shutdown(SHUT_WR), then close the socket
-        traced(::shutdown(sock.get(), net::shut_wr), "shutdown", sock.get(), "SHUT_WR");
-        net::socket_t fd = sock.release();
-        traced(net::close_socket(fd), "close", fd);
-        narrate(options, "shut down and closed the socket");
-    } catch (const Failure& failure) {
-        std::lock_guard<std::mutex> lock(progress.mutex);
-        progress.failure = failure;
-    }
-    std::lock_guard<std::mutex> lock(progress.mutex);
-    progress.finished = true;
-    progress.finished_changed.notify_all();
+    // Step 4 - shut down and close. The tutorial calls shutdown(SHUT_RD)
+    // and says it disallows "further ends"; SHUT_RD only stops further
+    // receives and tells the server nothing. SHUT_WR sends our FIN: "no
+    // more requests". Then close() releases the descriptor. Chapter 4
+    // shows every way to end a connection and what the server sees.
+    // lab step 5: shutdown(SHUT_WR), then close the socket
+    traced(::shutdown(sock.get(), net::shut_wr), "shutdown", sock.get(), "SHUT_WR");
+    net::socket_t fd = sock.release();
+    traced(net::close_socket(fd), "close", fd);
+    narrate(options, "shut down and closed the socket");
 }
 
 // The main thread, while the socket thread works: "do any other action here,
-// like updating the UI". It sleeps on a condition variable between updates
-// (ten a second on a terminal, one a second otherwise), so it costs no CPU.
-void show_progress_until_finished(const Options& options, Progress& progress) {
+// like updating the UI". Python: thread.join(0.1), and while
+// thread.is_alive(), draw and join again. wait_for() is that join with a
+// timeout: it sleeps until the thread ends or the time is up, so the loop
+// costs no CPU. The status line (ten a second on a terminal, a line a
+// second otherwise) says what this thread knows itself: how long it has
+// waited. A live byte count would be data both threads touch at once, which
+// needs a lock or an atomic; the socket thread's narration says how the
+// bytes came instead.
+void show_progress_until_done(const Options& options, const std::future<void>& socket_thread) {
     bool terminal = net::stderr_is_terminal();
     auto tick = std::chrono::milliseconds(terminal ? 100 : 1000);
     auto start = Clock::now();
-    std::unique_lock<std::mutex> lock(progress.mutex);
-    while (!progress.finished_changed.wait_for(lock, tick, [&] { return progress.finished; })) {
+    while (socket_thread.wait_for(tick) == std::future_status::timeout) {
         char status[96];
-        std::snprintf(status, sizeof status, "[main thread] %.1f s, %llu bytes received",
-                      chapter::seconds_since(start),
-                      static_cast<unsigned long long>(progress.bytes.load()));
-        lock.unlock();
+        std::snprintf(status, sizeof status,
+                      "[main thread] %.1f s, the socket thread still at work",
+                      chapter::seconds_since(start));
         if (terminal)
             chapter::show_status(options, status);
         else
             narrate(options, "%s", status);
-        lock.lock();
     }
-    lock.unlock();
     chapter::show_status(options, "");
+}
+
+// A whole number of bytes from 1 to `most`, or 0 when `text` is not one.
+std::size_t bytes_from(const std::string& text, unsigned long long most) {
+    char* end = nullptr;
+    unsigned long long value = std::strtoull(text.c_str(), &end, 10);
+    if (text.empty() || !std::isdigit(static_cast<unsigned char>(text[0])) || *end != '\0' ||
+        value < 1 || value > most)
+        return 0;
+    return static_cast<std::size_t>(value);
+}
+
+// --buffer-size and --low-water. Returns -1 to go on, or 2 after a usage error.
+int read_settings(Settings& settings) {
+    if (!buffer_size_text.empty()) {
+        settings.buffer_size = bytes_from(buffer_size_text, 64 * 1024 * 1024);
+        if (settings.buffer_size == 0)
+            return chapter::usage_error(program,
+                                        "--buffer-size: '" + buffer_size_text +
+                                            "' is not a number of bytes from 1 to 67108864");
+    }
+    if (!low_water_text.empty()) {
+        settings.low_water = static_cast<int>(bytes_from(low_water_text, 1024 * 1024));
+        if (settings.low_water == 0)
+            return chapter::usage_error(
+                program,
+                "--low-water: '" + low_water_text + "' is not a number of bytes from 1 to 1048576");
+        if (busy_wait)
+            return chapter::usage_error(program,
+                                        "--low-water: not with --busy-wait, which never "
+                                        "sleeps: there is no wake-up to save");
+    }
+    return -1;
 }
 
 }  // namespace
@@ -389,16 +505,9 @@ int main(int argc, char** argv) {
     Options options;
     int status = chapter::parse_command_line(argc, argv, program, options);
     if (status >= 0) return status;
-    std::size_t buffer_size = default_buffer_size;
-    if (!buffer_size_text.empty()) {
-        char* end = nullptr;
-        unsigned long long value = std::strtoull(buffer_size_text.c_str(), &end, 10);
-        if (buffer_size_text[0] == '-' || *end != '\0' || value < 1 || value > 64 * 1024 * 1024)
-            return chapter::usage_error(program,
-                                        "--buffer-size: '" + buffer_size_text +
-                                            "' is not a number of bytes from 1 to 67108864");
-        buffer_size = static_cast<std::size_t>(value);
-    }
+    Settings settings;
+    status = read_settings(settings);
+    if (status >= 0) return status;
     if (busy_wait)
         narrate(options, "--busy-wait: waiting the tutorial's way, spinning on select()");
 
@@ -406,11 +515,12 @@ int main(int argc, char** argv) {
         auto server = chapter::start_builtin_server(options);  // only without HOST
 
         // Python: socketThread = tcpSocketThreadClassNonBlocking(host, port); .start()
-        Progress progress;
-        std::thread worker(socket_thread, std::cref(options), buffer_size, std::ref(progress));
-        show_progress_until_finished(options, progress);
-        worker.join();  // the tutorial never joins (Python waits for it at exit, unasked)
-        if (progress.failure) throw *progress.failure;
+        std::future<void> socket_thread =
+            std::async(std::launch::async, fetch, std::cref(options), settings);
+        show_progress_until_done(options, socket_thread);
+        // Python: socketThread.join(), which the tutorial never calls. get()
+        // gives the thread's result: it returns, or throws the thread's Failure.
+        socket_thread.get();
     } catch (const Failure& failure) {
         return chapter::report(program, failure);
     }
