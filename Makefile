@@ -10,7 +10,10 @@
 CXXFLAGS ?= -O2 -g
 REQUIRED_FLAGS := -std=c++17 -Wall -Wextra -Werror -pthread -Icommon
 
-COMMON_SRC := $(filter-out common/labserver_main.cpp,$(wildcard common/*.cpp))
+# The lab server waits with epoll on Linux, with poll elsewhere (common/waiter.h): one of
+# the two waiter_*.cpp is compiled.
+OTHER_WAITER := $(if $(filter Linux,$(shell uname -s)),common/waiter_poll.cpp,common/waiter_epoll.cpp)
+COMMON_SRC := $(filter-out common/labserver_main.cpp $(OTHER_WAITER),$(wildcard common/*.cpp))
 COMMON_HDR := $(wildcard common/*.h)
 CHAPTER_SRC := $(wildcard chapters/*/chapter*.cpp)
 CHAPTERS := $(basename $(notdir $(CHAPTER_SRC)))

@@ -5,9 +5,9 @@
 // prints "listening on ADDR:PORT" as its first line on stdout, then the limits
 // in force and one line per event on stderr, and serves until killed (or until
 // --count connections are done).
-#include "chapter.h"  // seconds_text
 #include "labserver.h"
 #include "platform.h"
+#include "text.h"
 
 #include <algorithm>
 #include <chrono>
@@ -19,10 +19,6 @@
 #include <mutex>
 #include <string>
 #include <thread>
-
-#ifdef _WIN32
-#include <io.h>
-#endif
 
 namespace {
 
@@ -71,22 +67,6 @@ bool parse_whole(const std::string& text, unsigned long long max, unsigned long 
     return value <= max;
 }
 
-// Write all of `text` to stderr with the system call itself: no stdio lock
-// that a blocked write could hold while the process exits.
-void write_stderr(const std::string& text) {
-    std::size_t done = 0;
-    while (done < text.size()) {
-#ifdef _WIN32
-        int n = ::_write(2, text.data() + done, static_cast<unsigned>(text.size() - done));
-#else
-        long n = ::write(2, text.data() + done, text.size() - done);
-        if (n < 0 && errno == EINTR) continue;
-#endif
-        if (n <= 0) return;
-        done += static_cast<std::size_t>(n);
-    }
-}
-
 // Nothing a terminal would act on: no control bytes, nothing above 0x7e.
 bool is_safe(const std::string& line) {
     for (unsigned char c : line)
@@ -123,7 +103,8 @@ public:
     // Before exit: give the writer up to `seconds` to empty the queue.
     void drain(double seconds) {
         std::unique_lock<std::mutex> lock(mutex_);
-        for (auto& [kind, k] : kinds_) roll(kind, k, Clock::now());
+        for (auto& [kind, k] : kinds_)
+            roll(kind, k, Clock::now());
         wake_.notify_all();
         idle_.wait_for(lock, std::chrono::duration<double>(seconds),
                        [this] { return lines_.empty() && !writing_; });
@@ -162,7 +143,8 @@ private:
             for (auto& [kind, k] : kinds_)
                 if (k.held > 0 && now - k.since >= std::chrono::seconds(1)) roll(kind, k, now);
             std::string text;
-            for (const std::string& line : lines_) text += line;
+            for (const std::string& line : lines_)
+                text += line;
             lines_.clear();
             queued_ = 0;
             if (dropped_ > 0)
@@ -172,7 +154,8 @@ private:
             if (text.empty()) continue;
             writing_ = true;
             lock.unlock();
-            write_stderr(text);  // may block; the queue fills and drops meanwhile
+            net::write_stderr(text.data(),
+                              text.size());  // may block; the queue fills and drops meanwhile
             lock.lock();
             writing_ = false;
             if (lines_.empty()) idle_.notify_all();
@@ -237,11 +220,13 @@ int main(int argc, char** argv) {
             return usage_error("--loops: '" + value + "' is not a number from 1 to 64");
         if ((arg == "--max-connections" &&
              (!parse_whole(value, 1000000, max_connections) || max_connections == 0)) ||
-            (arg == "--per-client" && (!parse_whole(value, 1000000, per_client) || per_client == 0)))
+            (arg == "--per-client" &&
+             (!parse_whole(value, 1000000, per_client) || per_client == 0)))
             return usage_error(arg + ": '" + value + "' is not a number from 1 to 1000000");
-        if (timeout && (!lab::parse_decimal(value, *timeout->seconds) ||
-                        *timeout->seconds <= 0 || *timeout->seconds > 86400))
-            return usage_error(arg + ": '" + value + "' is not a number of seconds above 0, up to 86400");
+        if (timeout && (!lab::parse_decimal(value, *timeout->seconds) || *timeout->seconds <= 0 ||
+                        *timeout->seconds > 86400))
+            return usage_error(arg + ": '" + value +
+                               "' is not a number of seconds above 0, up to 86400");
     }
     if (!lab::is_address(bind_address))
         return usage_error("--bind: '" + bind_address +
@@ -259,9 +244,9 @@ int main(int argc, char** argv) {
         limits.max_connections = std::min<std::uint64_t>(
             limits.max_connections, descriptors.now > 128 ? descriptors.now - 64 : 64);
     // On loopback the only client is you; on a network, a class.
-    limits.per_client = per_client                    ? per_client
+    limits.per_client = per_client                  ? per_client
                         : is_loopback(bind_address) ? limits.max_connections
-                                                      : 256;
+                                                    : 256;
 
     // The limits in force, first in the log: queued now, printed once the
     // server listens (the writer starts then).
@@ -270,11 +255,12 @@ int main(int argc, char** argv) {
                           " event loop" + (loops == 1 ? "" : "s") + "; at most " +
                           std::to_string(limits.max_connections) + " connections open, " +
                           std::to_string(limits.per_client) + " per client address");
-    log.add("limits", "labserver: timeouts: request head " + chapter::seconds_text(limits.header_timeout) +
-                          ", send " + chapter::seconds_text(limits.send_timeout) + ", after the answer " +
-                          chapter::seconds_text(limits.drain_timeout) + " or " +
+    log.add("limits", "labserver: timeouts: request head " +
+                          text::seconds_text(limits.header_timeout) + ", send " +
+                          text::seconds_text(limits.send_timeout) + ", after the answer " +
+                          text::seconds_text(limits.drain_timeout) + " or " +
                           std::to_string(limits.drain_bytes) + " bytes, silent " +
-                          chapter::seconds_text(limits.silent_hold));
+                          text::seconds_text(limits.silent_hold));
     if (descriptors.now > 0)
         log.add("limits", "labserver: descriptor limit " + std::to_string(descriptors.now) +
                               (descriptors.now > descriptors.before

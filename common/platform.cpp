@@ -389,4 +389,98 @@ DescriptorLimit raise_descriptor_limit() {
     return limit;
 }
 
+// ---- For the lab server ----
+// Its system headers are included here, outside the namespace, to keep the
+// section in one place.
+}  // namespace net
+
+#ifdef __linux__
+#include <sys/mman.h>      // memfd_create
+#include <sys/sendfile.h>  // sendfile
+#endif
+
+namespace net {
+
+socket_t accept_nonblocking(socket_t listener, sockaddr_storage& peer) {
+    socklen_t length = sizeof peer;
+    sockaddr* where = reinterpret_cast<sockaddr*>(&peer);
+#ifdef __linux__
+    // Non-blocking (and closed on exec) from the start: a call saved per connection.
+    return ::accept4(listener, where, &length, SOCK_NONBLOCK | SOCK_CLOEXEC);
+#else
+    socket_t fd = ::accept(listener, where, &length);
+    if (fd == invalid_socket || set_nonblocking_untraced(fd) == 0) return fd;
+    int err = last_error();
+    close_socket(fd);
+    set_last_error(err);
+    return invalid_socket;
+#endif
+}
+
+int set_listener_options(socket_t listener) {
+    int one = 1;
+#ifdef _WIN32
+    int option = SO_EXCLUSIVEADDRUSE;
+#else
+    // Linux lets a new listener bind a port in TIME_WAIT when the old
+    // connections set SO_REUSEADDR too, as every run of ours does
+    // [claim:reuseaddr-rebinds-port-in-time-wait].
+    int option = SO_REUSEADDR;
+#endif
+    return ::setsockopt(listener, SOL_SOCKET, option, reinterpret_cast<const char*>(&one),
+                        sizeof one) == 0
+               ? 0
+               : -1;
+}
+
+bool is_connection_reset(int err) {
+#ifdef _WIN32
+    return err == WSAECONNRESET || err == WSAECONNABORTED;
+#else
+    return err == ECONNRESET || err == EPIPE;
+#endif
+}
+
+int file_in_memory(const char* name, const std::string& bytes) {
+#ifdef __linux__
+    int file = ::memfd_create(name, MFD_CLOEXEC);
+    if (file >= 0 &&
+        ::write(file, bytes.data(), bytes.size()) == static_cast<ssize_t>(bytes.size()))
+        return file;
+    if (file >= 0) ::close(file);
+#else
+    (void)name;
+    (void)bytes;
+#endif
+    return -1;
+}
+
+long send_file_part(socket_t fd, int file, const std::string& copy, std::size_t offset,
+                    std::size_t size) {
+#ifdef __linux__
+    if (file >= 0) {
+        off_t at = static_cast<off_t>(offset);
+        return ::sendfile(fd, file, &at, size);
+    }
+#else
+    (void)file;
+#endif
+    return ::send(fd, copy.data() + offset, static_cast<int>(size), send_flags);
+}
+
+bool write_stderr(const char* data, std::size_t size) {
+    while (size > 0) {
+#ifdef _WIN32
+        int n = ::_write(2, data, static_cast<unsigned>(std::min<std::size_t>(size, 1u << 30)));
+#else
+        long n = ::write(STDERR_FILENO, data, size);
+        if (n < 0 && errno == EINTR) continue;
+#endif
+        if (n <= 0) return false;
+        data += n;
+        size -= static_cast<std::size_t>(n);
+    }
+    return true;
+}
+
 }  // namespace net

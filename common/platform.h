@@ -31,6 +31,13 @@
 //   write_stdout, stderr_is_terminal    write(1), isatty(2)            _write(1), _isatty
 //   set_call_reporter (--trace)         fcntl(F_GETFL), fcntl(F_SETFL)  ioctlsocket(FIONBIO)
 //   printf format checking              format(printf)                 format(__MINGW_PRINTF_FORMAT)
+//   for the lab server (the section at the end of this file):
+//   accept_nonblocking                  accept4(SOCK_NONBLOCK) *       accept(), FIONBIO
+//   set_listener_options                SO_REUSEADDR                   SO_EXCLUSIVEADDRUSE
+//   is_connection_reset                 ECONNRESET, EPIPE              WSAECONNRESET, WSAECONNABORTED
+//   file_in_memory, send_file_part      memfd_create, sendfile() *     none; send()
+//   write_stderr                        write(2)                       _write(2)
+//   (* on Linux; the other POSIX systems: accept() and ioctl(FIONBIO); no file, send())
 // clang-format on
 //
 // (NET_PRINTF_FORMAT is the last row.) Text for people (escaping, seconds,
@@ -249,5 +256,42 @@ public:
 private:
     socket_t fd_ = invalid_socket;
 };
+
+// ---- For the lab server ----
+// Its own platform differences (common/labserver*.cpp).
+
+// accept() a connection and make it non-blocking: on Linux in one call,
+// accept4(SOCK_NONBLOCK | SOCK_CLOEXEC); elsewhere accept() and then
+// set_nonblocking_untraced(). The client's address goes to `peer`. Returns
+// the new socket, or invalid_socket (last_error(): EWOULDBLOCK when none is
+// waiting; EMFILE when out of descriptors).
+socket_t accept_nonblocking(socket_t listener, sockaddr_storage& peer);
+
+// The options a listening socket needs before bind(). POSIX: SO_REUSEADDR,
+// to listen again at once on a port whose last connections still sit in
+// TIME_WAIT. Windows: SO_EXCLUSIVEADDRUSE, since Winsock's SO_REUSEADDR would
+// let another socket bind the port while we listen. Returns 0 or -1.
+int set_listener_options(socket_t listener);
+
+// Did the peer reset the connection? ECONNRESET (or EPIPE, a send after the
+// reset) on POSIX; WSAECONNRESET or WSAECONNABORTED on Windows.
+bool is_connection_reset(int err);
+
+// A file in memory holding `bytes`, for send_file_part: memfd_create on Linux.
+// -1 where there is none (other systems, or if it fails).
+int file_in_memory(const char* name, const std::string& bytes);
+
+// Send `size` bytes at `offset` of a file_in_memory to a socket. On Linux,
+// sendfile(): the kernel hands the file's pages to the socket instead of
+// copying bytes into it. Without a file (-1), send() of the same bytes from
+// `copy`. Returns what send() returns.
+long send_file_part(socket_t fd, int file, const std::string& copy, std::size_t offset,
+                    std::size_t size);
+
+// Write all of `data` to stderr with the system call itself: write(2), or
+// _write on Windows. No stdio lock, which a blocked write would hold while
+// the process exits. Retried after EINTR and after a short write; false if
+// it fails.
+bool write_stderr(const char* data, std::size_t size);
 
 }  // namespace net

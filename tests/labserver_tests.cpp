@@ -1,13 +1,14 @@
-// The lab server, in-process: each scenario, what it reports, limits, stopping.
+// The lab server, in-process: its parts (scenarios, HTTP answers, the waiter)
+// on their own, then each scenario, what it reports, limits, stopping.
+//
+// Built twice on Linux: labserver:NAME with the waiter the platform uses
+// (epoll), labserver-poll:NAME with the poll backend (tests/CMakeLists.txt).
 #include "harness.h"
 #include "labserver.h"
+#include "waiter.h"
 
 #include <thread>
 #include <vector>
-
-#ifndef _WIN32
-#include <sys/resource.h>
-#endif
 
 using harness::must;
 using harness::seconds_since;
@@ -74,7 +75,249 @@ std::string fetch(std::uint16_t port, const std::string& request, int* error = n
 
 const char* const get_root = "GET / HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n";
 
+// parse_scenario's error for `text`, or "accepted".
+std::string scenario_error(const std::string& text) {
+    lab::Scenario s;
+    std::string error;
+    return lab::parse_scenario(text, s, error) ? "accepted" : error;
+}
+
+// Read until `size` bytes have come, the connection ends, or 10 s pass.
+std::string read_at_least(net::socket_t fd, std::size_t size) {
+    std::string data;
+    char buffer[64 * 1024];
+    while (data.size() < size) {
+        long n = ::recv(fd, buffer, sizeof buffer, 0);
+        if (n <= 0) break;
+        data.append(buffer, static_cast<std::size_t>(n));
+    }
+    return data;
+}
+
 }  // namespace
+
+// ---------------------------------------------------------------- scenarios
+
+TEST_CASE("every-scenario-name-with-its-defaults") {
+    using lab::Scenario;
+    struct Expected {
+        const char* text;
+        Scenario::Kind kind;
+        const char* described;  // describe_scenario, the defaults written out
+    } names[] = {
+        {"hello", Scenario::hello, "hello"},
+        {"slow", Scenario::slow, "slow:2"},
+        {"drip", Scenario::drip, "drip:8"},
+        {"big", Scenario::big, "big:64"},
+        {"silent", Scenario::silent, "silent"},
+        {"reset", Scenario::reset, "reset"},
+        {"close", Scenario::close, "close"},
+        {"echo", Scenario::echo, "echo"},
+        {"truncate", Scenario::truncate, "truncate:1000"},
+        {"stall", Scenario::stall, "stall:200000"},
+        {"chunked", Scenario::chunked, "chunked"},
+        {"mix", Scenario::mix, ""},
+    };
+    for (const Expected& e : names) {
+        Scenario s = scenario(e.text);
+        EXPECT(s.kind == e.kind, std::string(e.text) + " parsed as " + lab::scenario_name(s.kind));
+        EXPECT(std::string(lab::scenario_name(s.kind)) == e.text, lab::scenario_name(s.kind));
+        if (s.kind != Scenario::mix)
+            EXPECT(lab::describe_scenario(s) == e.described,
+                   std::string(e.text) + " described as " + lab::describe_scenario(s));
+        EXPECT(std::string(lab::scenario_help).find(std::string("\n  ") + e.text) !=
+                       std::string::npos ||
+                   std::string(lab::scenario_help).rfind(std::string("  ") + e.text, 0) == 0,
+               std::string("--help does not list ") + e.text);
+    }
+    EXPECT(scenario("truncate").cut == lab::truncate_default && lab::truncate_default == 1000,
+           "truncate's default");
+    EXPECT(scenario("stall").cut == lab::stall_default && lab::stall_default == 200000,
+           "stall's default");
+    EXPECT(scenario("slow").seconds == 2.0 && scenario("big").mebibytes == 64 &&
+               scenario("drip").count == 8 && scenario("chunked").cut == Scenario::no_cut,
+           "slow 2 s, big 64 MiB, drip 8 bytes, chunked whole");
+    Scenario mix = scenario("mix");
+    EXPECT(lab::describe_scenario(mix) == std::string("mix:") + lab::default_mix,
+           lab::describe_scenario(mix));
+}
+
+TEST_CASE("scenario-arguments-follow-their-rules") {
+    using lab::Scenario;
+    EXPECT(scenario("slow:0").seconds == 0 && scenario("slow:0.25").seconds == 0.25,
+           "slow takes any number of seconds");
+    EXPECT(scenario("drip:1").count == 1 && scenario("big:1048576").mebibytes == 1048576,
+           "drip from 1, big up to 1048576");
+    EXPECT(scenario("truncate:0").cut == 0 && scenario("truncate:1048575").cut == 1048575 &&
+               scenario("stall:1048575").cut == 1048575 && scenario("chunked:0").cut == 0,
+           "truncate and stall below 1048576, chunked from 0");
+    EXPECT(lab::describe_scenario(scenario("slow:0.25")) == "slow:0.25" &&
+               lab::describe_scenario(scenario("slow:9919999")) == "slow:9919999",
+           "slow is described as it was written");
+    struct Refused {
+        const char* text;
+        const char* error;
+    } refused[] = {
+        {"drip:0", "scenario drip: '0' must be a whole number of at least 1"},
+        {"drip:1.5", "scenario drip: '1.5' must be a whole number of at least 1"},
+        {"big:1048577", "scenario big: '1048577' must be a whole number up to 1048576"},
+        {"big:0.5", "scenario big: '0.5' must be a whole number up to 1048576"},
+        {"truncate:1048576", "scenario truncate: '1048576' must be a whole number below 1048576"},
+        {"stall:1048576", "scenario stall: '1048576' must be a whole number below 1048576"},
+        {"stall:2.5", "scenario stall: '2.5' must be a whole number below 1048576"},
+        {"chunked:1048577", "scenario chunked: '1048577' must be a whole number up to 1048576"},
+        {"slow:-1", "scenario slow: '-1' is not a number (digits, with at most one decimal point)"},
+        {"slow:1e3",
+         "scenario slow: '1e3' is not a number (digits, with at most one decimal point)"},
+        {"slow:", "scenario slow: '' is not a number (digits, with at most one decimal point)"},
+        {"drip:1.2.3",
+         "scenario drip: '1.2.3' is not a number (digits, with at most one decimal point)"},
+        {"big:1000000000",
+         "scenario big: '1000000000' is not a number (digits, with at most one decimal point)"},
+        {"hello:1", "scenario 'hello' takes no argument"},
+        {"silent:5", "scenario 'silent' takes no argument"},
+        {"reset:", "scenario 'reset' takes no argument"},
+        {"close:1", "scenario 'close' takes no argument"},
+        {"echo:1", "scenario 'echo' takes no argument"},
+        {"nosuch", "unknown scenario 'nosuch' (see --help)"},
+        {"", "unknown scenario '' (see --help)"},
+        {"\x1b[2J", "unknown scenario '\\x1b[2J' (see --help)"},
+        {"mix:hello,,reset", "scenario mix: 'hello,,reset' has an empty item"},
+        {"mix:", "scenario mix: '' has an empty item"},
+        {"mix:hello,mix:hello", "scenario mix: a mix cannot contain a mix"},
+        {"mix:hello,bogus", "scenario mix: unknown scenario 'bogus' (see --help)"},
+        {"mix:drip:0", "scenario mix: scenario drip: '0' must be a whole number of at least 1"},
+    };
+    for (const Refused& r : refused)
+        EXPECT(scenario_error(r.text) == r.error,
+               "'" + text::printable(r.text) + "': " + scenario_error(r.text));
+    std::string list = "hello";
+    for (int i = 1; i < 64; ++i)
+        list += ",hello";
+    EXPECT(scenario("mix:" + list).items.size() == 64, "64 items");
+    EXPECT(scenario_error("mix:" + list + ",hello") == "scenario mix: more than 64 items",
+           scenario_error("mix:" + list + ",hello"));
+    Scenario mix = scenario("mix:hello,slow:1,stall:5,chunked:10");
+    EXPECT(lab::describe_scenario(mix) == "mix:hello,slow:1,stall:5,chunked:10",
+           lab::describe_scenario(mix));
+}
+
+TEST_CASE("command-line-values-decimal-and-address") {
+    double value = -1;
+    EXPECT(lab::parse_decimal("2", value) && value == 2, "2");
+    EXPECT(lab::parse_decimal("0.25", value) && value == 0.25, "0.25");
+    EXPECT(lab::parse_decimal(".5", value) && value == 0.5, ".5");
+    for (const char* bad : {"", ".", "-1", "+1", " 1", "1e3", "0x10", "1.2.3", "inf", "nan"})
+        EXPECT(!lab::parse_decimal(bad, value), std::string("taken: '") + bad + "'");
+    for (const char* good : {"127.0.0.1", "0.0.0.0", "::1", "::", "fe80::1"})
+        EXPECT(lab::is_address(good), std::string("refused: ") + good);
+    for (const char* bad : {"", "0", "127.1", "localhost", "1.2.3.4.5", "::1::"})
+        EXPECT(!lab::is_address(bad), std::string("taken: '") + bad + "'");
+}
+
+// ---------------------------------------------------------------- HTTP answers
+
+TEST_CASE("answers-are-the-bytes-each-scenario-promises") {
+    lab::Request request;
+    EXPECT(lab::parse_head("GET /x HTTP/1.1\r\n\r\n", request) == lab::HeadStatus::complete,
+           "a plain request");
+    std::string body = "Hello from the lab server.\nYou asked for /x\n";
+    EXPECT(lab::hello_response(request) == lab::response_head(body.size()) + body,
+           lab::hello_response(request));
+    EXPECT(lab::response_head(5, "503 Service Unavailable") ==
+               "HTTP/1.1 503 Service Unavailable\r\nContent-Type: text/plain\r\n"
+               "Content-Length: 5\r\nConnection: close\r\n\r\n",
+           lab::response_head(5, "503 Service Unavailable"));
+    EXPECT(lab::short_answer("400 Bad Request", "no\n") ==
+               lab::response_head(3, "400 Bad Request") + "no\n",
+           lab::short_answer("400 Bad Request", "no\n"));
+    lab::Request old;
+    lab::parse_head("GET /x\n", old);
+    EXPECT(lab::hello_response(old) == body, "HTTP/0.9: the body alone");
+
+    // Chunks of 1, 2, 4... bytes, an extension on the first, a trailer after the last.
+    std::string head =
+        "HTTP/1.1 200 OK\r\nContent-Type: text/plain\r\nTransfer-Encoding: chunked\r\n"
+        "Connection: close\r\n\r\n";
+    std::string whole = lab::chunked_response("abcdefg", lab::Scenario::no_cut);
+    EXPECT(whole == head +
+                        "1;lab=first\r\na\r\n2\r\nbc\r\n4\r\ndefg\r\n"
+                        "0\r\nLab-Trailer: the end\r\n\r\n",
+           text::printable(whole, 300));
+    std::string cut = lab::chunked_response("abcdefg", 2);
+    EXPECT(cut == head + "1;lab=first\r\na\r\n2\r\nb", text::printable(cut, 300));
+
+    const std::string& block = lab::big_block();
+    EXPECT(block.size() == lab::big_block_size, std::to_string(block.size()) + " bytes");
+    for (std::size_t i = 0; i < block.size(); ++i)
+        if (block[i] != lab::big_body_byte(i))
+            EXPECT(false, "block byte " + std::to_string(i) + " is not the body's");
+    EXPECT(lab::big_body_byte(63) == '\n' && lab::big_body_byte(4096 + 7) == lab::big_body_byte(7),
+           "lines of 64 bytes, a period of 4096");
+}
+
+// ---------------------------------------------------------------- the waiter
+
+TEST_CASE("waiter-reports-ready-descriptors") {
+    using lab::Waiter;
+    Waiter waiter;
+    EXPECT(waiter.ok(), std::string(waiter.name()) + ": " + harness::last_error_text());
+    std::vector<Waiter::Ready> ready;
+    harness::Pair pair = harness::connected_pair();
+    net::socket_t fd = pair.server.get();
+    must(waiter.add(fd, Waiter::readable), "add");
+    EXPECT(waiter.wait(0, ready) == 0 && ready.empty(), "ready with nothing sent");
+    send_text(pair.client.get(), "x");
+    EXPECT(
+        waiter.wait(2000, ready) == 1 && ready[0].fd == fd && ready[0].events == Waiter::readable,
+        std::to_string(ready.size()) + " ready");
+    // Level-triggered: still ready while the byte is unread.
+    EXPECT(waiter.wait(0, ready) == 1, "not ready again with the byte unread");
+    must(waiter.modify(fd, Waiter::readable | Waiter::writable), "modify");
+    EXPECT(waiter.wait(0, ready) == 1 && ready[0].events == (Waiter::readable | Waiter::writable),
+           "events " + std::to_string(ready.empty() ? 0 : ready[0].events));
+    must(waiter.remove(fd), "remove");
+    EXPECT(waiter.wait(0, ready) == 0, "still reported after remove");
+
+    // Two at once, each found by its descriptor.
+    must(waiter.add(fd, Waiter::readable), "add again");
+    must(waiter.add(pair.client.get(), Waiter::writable), "add the client");
+    EXPECT(waiter.wait(0, ready) == 2, std::to_string(ready.size()) + " ready of 2");
+    for (const Waiter::Ready& r : ready)
+        EXPECT(r.fd == fd ? r.events == Waiter::readable : r.events == Waiter::writable,
+               "events " + std::to_string(r.events));
+
+    // The client resets: reported, as failed where the platform says so.
+    linger abort_on_close{};
+    abort_on_close.l_onoff = 1;
+    must(::setsockopt(pair.client.get(), SOL_SOCKET, SO_LINGER,
+                      reinterpret_cast<const char*>(&abort_on_close), sizeof abort_on_close),
+         "SO_LINGER");
+    waiter.closing(pair.client.get());
+    pair.client.reset();
+    EXPECT(waiter.wait(2000, ready) == 1 && ready[0].fd == fd, "the reset not reported");
+    // The unread byte made it readable already; the reset adds `failed`.
+    auto start = Clock::now();
+    while (!harness::under_wine() && !(ready[0].events & Waiter::failed) &&
+           seconds_since(start) < 2)
+        waiter.wait(100, ready);
+    if (!harness::under_wine())
+        EXPECT(ready[0].events & Waiter::failed, "events " + std::to_string(ready[0].events));
+    // Closed after closing(): never reported again.
+    waiter.closing(fd);
+    pair.server.reset();
+    EXPECT(waiter.wait(0, ready) == 0, "a closed descriptor reported");
+}
+
+TEST_CASE("waiter-is-the-backend-built-in") {
+    std::string name = lab::Waiter().name();
+    EXPECT(name == "epoll_wait" || name == "poll", name);
+#ifdef LAB_WAITER_EXPECTED
+    EXPECT(name == LAB_WAITER_EXPECTED, "built with " + name);
+#endif
+}
+
+// ---------------------------------------------------------------- the server
 
 TEST_CASE("hello-answers-http11-with-content-length") {
     Running r("hello");
@@ -140,6 +383,25 @@ TEST_CASE("big-body-follows-the-pattern") {
     for (std::size_t i = 0; i < body.size(); ++i)
         if (body[i] != lab::big_body_byte(i))
             EXPECT(false, "body byte " + std::to_string(i) + " differs from the pattern");
+}
+
+TEST_CASE("truncate-and-stall-break-their-promise") {
+    // truncate: 1000 of the 1 MiB it promises, then its FIN.
+    Running truncate("truncate");
+    std::string got = fetch(truncate.server.port(), get_root);
+    std::size_t head_end = got.find("\r\n\r\n");
+    EXPECT(head_end != std::string::npos && got.find("Content-Length: 1048576\r\n") < head_end,
+           got.substr(0, 200));
+    EXPECT(got.size() - (head_end + 4) == 1000, std::to_string(got.size()) + " bytes in all");
+    // stall: 5000 of them, then silence, the connection held open.
+    Running stall("stall:5000");
+    net::Socket sock = connect_to(stall.server.port());
+    send_text(sock.get(), get_root);
+    got = read_at_least(sock.get(), head_end + 4 + 5000);
+    EXPECT(got.size() == head_end + 4 + 5000, std::to_string(got.size()) + " bytes came");
+    EXPECT(got.compare(head_end + 4, std::string::npos, lab::big_block().substr(0, 5000)) == 0,
+           "the body is not the big pattern");
+    EXPECT(!harness::wait_readable(sock.get(), 0.3), "more bytes, or a FIN, after the stall");
 }
 
 TEST_CASE("oversized-head-is-refused") {
@@ -245,14 +507,7 @@ TEST_CASE("max-connections-then-refuse") {
 
 TEST_CASE("serves-1000-clients-at-once") {
     const int clients = 1000;
-#ifndef _WIN32
-    rlimit files{};
-    ::getrlimit(RLIMIT_NOFILE, &files);
-    if (files.rlim_cur < 2 * clients + 64) {
-        files.rlim_cur = std::min<rlim_t>(files.rlim_max, 2 * clients + 64);
-        ::setrlimit(RLIMIT_NOFILE, &files);
-    }
-#endif
+    net::raise_descriptor_limit();  // two descriptors per client: ours and the server's
     // Every answer waits 1 s: one connection at a time would need 1000 s.
     Running r("slow:1");
     std::vector<net::Socket> socks;
