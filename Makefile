@@ -15,6 +15,8 @@ REQUIRED_FLAGS := -std=c++17 -Wall -Wextra -Werror -pthread -Icommon
 OTHER_WAITER := $(if $(filter Linux,$(shell uname -s)),common/waiter_poll.cpp,common/waiter_epoll.cpp)
 COMMON_SRC := $(filter-out common/labserver_main.cpp $(OTHER_WAITER),$(wildcard common/*.cpp))
 COMMON_HDR := $(wildcard common/*.h)
+# Headers beside a chapter or a starter (chapter 1's connect.h, which chapter 4 includes too).
+CHAPTER_HDR := $(wildcard chapters/*/*.h chapters/*/lab/*.h)
 CHAPTER_SRC := $(wildcard chapters/*/chapter*.cpp)
 CHAPTERS := $(basename $(notdir $(CHAPTER_SRC)))
 LAB_SRC := $(wildcard chapters/*/lab/chapter*.cpp)
@@ -43,7 +45,7 @@ $(COMMON_LIB): $(COMMON_OBJ)
 
 # One rule per chapter folder found, so a new chapter needs no edit here.
 define chapter_rule
-$(basename $(notdir $(1))): $(1) $$(COMMON_LIB) $$(COMMON_HDR)
+$(basename $(notdir $(1))): $(1) $$(COMMON_LIB) $$(COMMON_HDR) $$(CHAPTER_HDR)
 	$$(CXX) $$(REQUIRED_FLAGS) $$(CPPFLAGS) $$(CXXFLAGS) -o $$@ $(1) $$(COMMON_LIB) $$(LDFLAGS) $$(LDLIBS)
 endef
 $(foreach src,$(CHAPTER_SRC),$(eval $(call chapter_rule,$(src))))
@@ -52,7 +54,7 @@ $(foreach src,$(CHAPTER_SRC),$(eval $(call chapter_rule,$(src))))
 # program PROGRAM names (PROGRAM=./chapter3 grades the reference; under Wine,
 # PROGRAM=./lab3.exe EMULATOR=wine).
 define lab_rule
-$(subst chapter,lab,$(basename $(notdir $(1)))): $(1) $$(COMMON_LIB) $$(COMMON_HDR)
+$(subst chapter,lab,$(basename $(notdir $(1)))): $(1) $$(COMMON_LIB) $$(COMMON_HDR) $$(CHAPTER_HDR)
 	$$(CXX) $$(REQUIRED_FLAGS) $$(LAB_FLAGS) $$(CPPFLAGS) $$(CXXFLAGS) -o $$@ $(1) $$(COMMON_LIB) $$(LDFLAGS) $$(LDLIBS)
 check-$(subst chapter,lab,$(basename $(notdir $(1)))): $$(if $$(PROGRAM),,$(subst chapter,lab,$(basename $(notdir $(1)))))
 	$$(PYTHON) tests/labcheck.py --lab $(patsubst chapter%,%,$(basename $(notdir $(1)))) --program "$$(or $$(PROGRAM),./$(subst chapter,lab,$(basename $(notdir $(1)))))" $$(if $$(EMULATOR),--emulator "$$(EMULATOR)")

@@ -112,9 +112,9 @@ int close_socket(socket_t fd) {
 
 int set_nonblocking(socket_t fd, bool on) {
     u_long value = on ? 1 : 0;
-    int result = reported(::ioctlsocket(fd, FIONBIO, &value),
-                          "ioctlsocket(" + std::to_string(fd) + ", FIONBIO, " +
-                              std::to_string(value) + ")");
+    int result =
+        reported(::ioctlsocket(fd, FIONBIO, &value),
+                 "ioctlsocket(" + std::to_string(fd) + ", FIONBIO, " + std::to_string(value) + ")");
     return result == 0 ? 0 : -1;
 }
 
@@ -243,9 +243,8 @@ int set_nonblocking(socket_t fd, bool on) {
     if (flags == -1) return -1;
     int wanted = on ? (flags | O_NONBLOCK) : (flags & ~O_NONBLOCK);
     if (wanted == flags) return 0;
-    return reported(::fcntl(fd, F_SETFL, wanted),
-                    "fcntl(" + fd_text + ", F_SETFL, flags" +
-                        (on ? "|O_NONBLOCK)" : "&~O_NONBLOCK)"));
+    return reported(::fcntl(fd, F_SETFL, wanted), "fcntl(" + fd_text + ", F_SETFL, flags" +
+                                                      (on ? "|O_NONBLOCK)" : "&~O_NONBLOCK)"));
 }
 
 int set_timeout_option(socket_t fd, int option, double seconds) {
@@ -264,9 +263,9 @@ double get_timeout_option(socket_t fd, int option) {
 }
 
 int set_receive_low_water(socket_t fd, int bytes) {
-    return reported(::setsockopt(fd, SOL_SOCKET, SO_RCVLOWAT, &bytes, sizeof bytes),
-                    "setsockopt(" + std::to_string(fd) + ", SO_RCVLOWAT, " +
-                        std::to_string(bytes) + ")");
+    return reported(
+        ::setsockopt(fd, SOL_SOCKET, SO_RCVLOWAT, &bytes, sizeof bytes),
+        "setsockopt(" + std::to_string(fd) + ", SO_RCVLOWAT, " + std::to_string(bytes) + ")");
 }
 
 void no_sigpipe(socket_t fd) {

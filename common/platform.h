@@ -30,7 +30,7 @@
 //   raise_descriptor_limit              setrlimit(RLIMIT_NOFILE)       none for sockets
 //   write_stdout, stderr_is_terminal    write(1), isatty(2)            _write(1), _isatty
 //   set_call_reporter (--trace)         fcntl(F_GETFL), fcntl(F_SETFL)  ioctlsocket(FIONBIO)
-//   printf format checking              format(printf)                 format(__MINGW_PRINTF_FORMAT)
+//   NET_PRINTF_FORMAT (printf checks)   format(printf)                 format(__MINGW_PRINTF_FORMAT)
 //   for the lab server (the section at the end of this file):
 //   accept_nonblocking                  accept4(SOCK_NONBLOCK) *       accept(), FIONBIO
 //   set_listener_options                SO_REUSEADDR                   SO_EXCLUSIVEADDRUSE
@@ -40,8 +40,8 @@
 //   (* on Linux; the other POSIX systems: accept() and ioctl(FIONBIO); no file, send())
 // clang-format on
 //
-// (NET_PRINTF_FORMAT is the last row.) Text for people (escaping, seconds,
-// the lines on stderr) is in text.h, and --trace in trace.h, both over this file.
+// Text for people (escaping, seconds, the lines on stderr) is in text.h, and
+// --trace in trace.h, both over this file.
 #pragma once
 
 #ifdef _WIN32
@@ -67,8 +67,8 @@
 #include <cerrno>
 #endif
 
-#include <cstdint>
 #include <cstddef>
+#include <cstdint>
 #include <string>
 
 // printf-style argument checking for a function whose format is parameter
