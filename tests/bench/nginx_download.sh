@@ -12,6 +12,9 @@
 # chapter3-bBYTES for chapter 3 with --buffer-size BYTES, chapter3-lwBYTES for
 # chapter 3 with --low-water BYTES (SO_RCVLOWAT).
 # BENCH_ROOT: the checkout to build and measure (default: this script's).
+# PIN=1: nginx runs one worker, pinned to CPU 0, and every client is pinned to
+# CPU 1 (taskset): on a 2-core machine the scheduler then cannot put both on
+# one core in some rounds and not in others, which spreads the figures widely.
 #
 # Prints each round's MiB/s, then per program the median, min and max and the
 # ratio of its median to the best peer (the larger of the curl and Python
@@ -74,13 +77,20 @@ free_port() {
   "$python" -c 'import socket; s = socket.socket(); s.bind(("127.0.0.1", 0)); print(s.getsockname()[1])'
 }
 
+workers="2;"
+client_cpu=()
+if [ "${PIN:-0}" = 1 ]; then
+  command -v taskset >/dev/null || { echo "PIN=1 needs taskset (util-linux)" >&2; exit 1; }
+  workers="1; worker_cpu_affinity 01;"
+  client_cpu=(taskset -c 1)
+fi
 start_nginx() {
   local attempt
   for attempt in 1 2 3; do
     port=$(free_port)
     cat >"$bench_tmp/nginx.conf" <<EOF
 daemon off;
-worker_processes 2;
+worker_processes $workers
 pid $bench_tmp/nginx.pid;
 error_log $bench_tmp/error.log warn;
 events { worker_connections 64; }
@@ -128,6 +138,7 @@ cat "$bench_tmp/www/f.bin" >/dev/null  # into the page cache
 start_nginx
 url="http://127.0.0.1:$port/f.bin"
 echo "nginx $(nginx -v 2>&1 | sed 's/.*\///') on 127.0.0.1:$port, sendfile on, /f.bin = $mib MiB of random bytes"
+if [ "${PIN:-0}" = 1 ]; then echo "pinned: nginx's one worker on CPU 0, each client on CPU 1"; fi
 # With bbr the kernel paces nginx's socket (one timer per ~64 KiB segment), and
 # that, not the client, can set the rate: worth knowing when reading the figures.
 echo "TCP congestion control (nginx's sockets): $(cat /proc/sys/net/ipv4/tcp_congestion_control)"
@@ -201,11 +212,11 @@ rate() {
   before=$(wc -l <"$bench_tmp/access.log")
   start=$(now)
   case $program in
-    curl) out=$(curl -s -o /dev/null -w '%{size_download} %{time_total}' "$url") ;;
-    python) out=$("$python" -c "$python_loop" 127.0.0.1 "$port" /f.bin) ;;
+    curl) out=$("${client_cpu[@]}" curl -s -o /dev/null -w '%{size_download} %{time_total}' "$url") ;;
+    python) out=$("${client_cpu[@]}" "$python" -c "$python_loop" 127.0.0.1 "$port" /f.bin) ;;
     *)
       cmd=$(chapter_command "$program")
-      $cmd --quiet 127.0.0.1 "$port" --path /f.bin >/dev/null 2>"$bench_tmp/stderr" ||
+      "${client_cpu[@]}" $cmd --quiet 127.0.0.1 "$port" --path /f.bin >/dev/null 2>"$bench_tmp/stderr" ||
         { echo "$program failed:" >&2; cat "$bench_tmp/stderr" >&2; exit 1; }
       out=ok ;;
   esac
