@@ -962,7 +962,11 @@ def chapter3_cases():
     def busy_wait(ctx):
         run = check_fetch(ctx, "chapter3", ["--scenario", "slow:0.3", "--busy-wait"], hello_response())
         match = re.search(r"select\(\) was called (\d+) times", run.stderr)
-        expect(match and int(match.group(1)) > 1000, "the busy loop did not spin: " + run.stderr)
+        # A waiting select is called once; spinning, thousands of times in
+        # 0.3 s (under Wine each select is a round trip to the wineserver,
+        # about 1 ms: some hundreds).
+        expect(match and int(match.group(1)) > (100 if ctx.emulator else 1000),
+               "the busy loop did not spin: " + run.stderr)
 
     @case("chapter3:waits-without-spinning")
     def waits_without_spinning(ctx):
@@ -1054,7 +1058,8 @@ def chapter3_cases():
         run = ctx.run("chapter3", ["--low-water", "65536", "--trace", "--timeout", "0.5", "127.0.0.1", str(port)], 30)
         expect(run.rc == 0, "a slow but steady server, with --low-water 65536: " + run.describe())
         expect(run.stdout == b"HTTP/1.1 200 OK\r\nContent-Length: 131072\r\n\r\n" + body, "stdout: %d bytes" % len(run.stdout))
-        expect("SO_RCVLOWAT, 65536) = 0" in run.stderr, "no setsockopt SO_RCVLOWAT 65536 in --trace")
+        if not ctx.emulator:  # Winsock's TCP ignores SO_RCVLOWAT: the shim makes no call there
+            expect("SO_RCVLOWAT, 65536) = 0" in run.stderr, "no setsockopt SO_RCVLOWAT 65536 in --trace")
 
     @case("chapter3:low-water:big")
     def low_water_big(ctx):
@@ -1063,6 +1068,9 @@ def chapter3_cases():
         # to come near the end, never above them.
         run = check_fetch(ctx, "chapter3", ["--low-water", "65536", "--scenario", "big:16", "--trace"], big_response(16))
         marks = [int(m) for m in re.findall(r"setsockopt\(\d+, SO_RCVLOWAT, (\d+)\) = 0", run.stderr)]
+        if ctx.emulator:  # Winsock's TCP ignores SO_RCVLOWAT: the shim makes no call there
+            expect(not marks, "a SO_RCVLOWAT call under Winsock: %s" % marks[:5])
+            return
         expect(marks and marks[0] == 65536, "expected setsockopt(FD, SO_RCVLOWAT, 65536) = 0 in --trace; marks %s" % marks[:5])
         expect(max(marks) <= 65536, "a mark above --low-water: %s" % max(marks))
         recv_calls(run)
@@ -1073,6 +1081,8 @@ def chapter3_cases():
         # every 10 ms wakes a plain reader for each piece; with the mark,
         # about once per 64 KiB. (Against the built-in big:N the reader is
         # the slower side here: every recv finds a full buffer, mark or not.)
+        if ctx.emulator:
+            raise Skipped("Winsock's TCP ignores SO_RCVLOWAT: there is no gain to see")
         body = os.urandom(256 * 1024)
         counts = []
         for extra in ([], ["--low-water", "65536"]):
