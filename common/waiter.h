@@ -61,8 +61,8 @@ public:
     int wait(int timeout_ms, std::vector<Ready>& ready);
 
     // fd, watched, is about to be closed. epoll forgets a closed descriptor
-    // by itself (no epoll_ctl needed: a call saved per connection); poll's
-    // list must lose it.
+    // by itself [claim:epoll-forgets-closed-descriptor] (no epoll_ctl
+    // needed: a call saved per connection); poll's list must lose it.
     void closing(net::socket_t fd);
 
 private:

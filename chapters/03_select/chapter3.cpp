@@ -326,10 +326,11 @@ void follow_response(net::socket_t fd, LowWater& mark, const chapter::ResponseRe
 
 // Wait for data with the mark up, in slices of a quarter of --timeout. After
 // a slice that ran out, ask how many bytes wait below the mark (FIONREAD:
-// net::bytes_waiting). Some: the server is alive, only slower than the mark;
-// we put the mark back to 1 byte, so that the next recv surely takes them,
-// and go and read them (the recv loop raises the mark again). None, slice
-// after slice, until the deadline: that is silence, as without the mark.
+// net::bytes_waiting) [claim:fionread-counts-bytes-below-low-water]. Some:
+// the server is alive, only slower than the mark; we put the mark back to 1
+// byte, so that the next recv surely takes them, and go and read them (the
+// recv loop raises the mark again). None, slice after slice, until the
+// deadline: that is silence, as without the mark.
 Ready wait_under_low_water(const Options& options, net::socket_t fd, Clock::time_point deadline,
                            LowWater& mark) {
     auto slice = std::chrono::duration_cast<Clock::duration>(

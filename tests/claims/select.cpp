@@ -408,3 +408,24 @@ TEST_CASE("select-exceptfds-means-oob") {
                                          ", readable " + std::to_string(readable) +
                                          ", exceptional " + std::to_string(exceptional));
 }
+
+// scope: linux; wine skips: Winsock's TCP ignores SO_RCVLOWAT (the shim does nothing there)
+//
+// elsewhere: FIONREAD is in the BSDs and macOS too (ioctl(2), tty(4) and socket docs: read, not
+// run)
+TEST_CASE("fionread-counts-bytes-below-low-water") {
+#ifdef _WIN32
+    harness::skip("Winsock's TCP ignores SO_RCVLOWAT (the shim does nothing there)");
+#else
+    // With SO_RCVLOWAT 1000 and 10 bytes queued, poll sleeps its whole
+    // timeout, yet FIONREAD counts the 10 bytes that wait below the mark.
+    harness::Pair p = harness::connected_pair();
+    must(net::set_receive_low_water(p.client.get(), 1000), "SO_RCVLOWAT 1000");
+    must(::send(p.server.get(), "0123456789", 10, net::send_flags), "send 10");
+    short revents = 0;
+    int ready = net::poll_one(p.client.get(), POLLIN, 300, &revents);
+    EXPECT(ready == 0, "poll reported readable with 10 of 1000 bytes queued");
+    long waiting = net::bytes_waiting(p.client.get());
+    EXPECT(waiting == 10, "FIONREAD counted " + std::to_string(waiting) + " bytes, not 10");
+#endif
+}

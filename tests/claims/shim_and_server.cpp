@@ -5,6 +5,10 @@
 #include <cstdio>
 #include <thread>
 
+#ifdef __linux__
+#include <sys/epoll.h>
+#endif
+
 using harness::describe;
 using harness::must;
 using harness::seconds_since;
@@ -192,4 +196,33 @@ TEST_CASE("wake-blocked-accept") {
     EXPECT(took < 2, "accept still blocked 2 s after the wake");
     EXPECT(accepted == net::invalid_socket, "accept returned a connection; nobody connected");
     std::printf("accept failed with %s after %.3f s\n", describe(err).c_str(), took);
+}
+
+// scope: linux; wine skips: Windows has no epoll (the lab server waits with WSAPoll there)
+//
+// elsewhere: epoll is Linux only; kqueue (BSDs, macOS) likewise drops a closed descriptor's
+// events (kqueue(2): read, not run)
+TEST_CASE("epoll-forgets-closed-descriptor") {
+#ifndef __linux__
+    harness::skip("Windows has no epoll (the lab server waits with WSAPoll there)");
+#else
+    // A descriptor in an epoll set, readable: reported. Closed (its only
+    // descriptor), it leaves the set by itself: no epoll_ctl(DEL), and the
+    // next wait reports nothing, though its bytes were never read.
+    harness::Pair p = harness::connected_pair();
+    net::Socket epoll_fd(must(::epoll_create1(EPOLL_CLOEXEC), "epoll_create1"));
+    epoll_event wanted{};
+    wanted.events = EPOLLIN;
+    wanted.data.fd = p.client.get();
+    must(::epoll_ctl(epoll_fd.get(), EPOLL_CTL_ADD, p.client.get(), &wanted), "epoll_ctl ADD");
+    must(::send(p.server.get(), "x", 1, net::send_flags), "send");
+    epoll_event ready[4];
+    int n = ::epoll_wait(epoll_fd.get(), ready, 4, 2000);
+    EXPECT(n == 1 && ready[0].data.fd == p.client.get(),
+           "epoll_wait returned " + std::to_string(n));
+    p.client.reset();  // close(): the descriptor's last reference
+    n = ::epoll_wait(epoll_fd.get(), ready, 4, 200);
+    EXPECT(n == 0,
+           "after close, epoll_wait still reported " + std::to_string(n) + " descriptor(s)");
+#endif
 }
