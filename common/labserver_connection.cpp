@@ -236,7 +236,8 @@ void Server::on_request(Connection& c) {
             return;
         case Scenario::reset: {
             // SO_LINGER on with a zero time: close() discards what is unsent
-            // and sends an RST instead of a FIN.
+            // and sends an RST instead of a FIN, which the client's recv
+            // reports as ECONNRESET [claim:recv-after-rst-fails-econnreset].
             event("scenario", c.client,
                   "scenario reset: close with SO_LINGER {on, 0} sends an RST");
             linger abort_on_close{};

@@ -329,8 +329,9 @@ CallResult call_in_mode(const Options& options, Mode mode, net::socket_t fd, sho
         long n = call();
         int err = net::last_error();
         if (mode == Mode::blocking) watchdog.disarm();
-        // The watchdog's shutdown makes recv return 0, as at EOF, and send
-        // fail with EPIPE; only fired() tells them apart.
+        // The watchdog's shutdown makes recv return 0, as at EOF
+        // [claim:shutdown-wakes-blocked-recv], and send fail; only fired()
+        // tells a wake from a real end or error.
         if (watchdog.fired()) return {-1, err, true};
         if (n >= 0) return {n};
         if (net::is_interrupted(err)) continue;
