@@ -31,6 +31,7 @@ from concurrent.futures import ThreadPoolExecutor
 
 import e2e
 from cases import Failed, Skipped, expect, registry, run
+from lab_mistakes import BLIND_UNDER_WINE, MISTAKES, VARIANTS
 
 # The checks of each lab, in order: what the check wants, and the e2e case
 # that checks it. Chapter 2's cases run its deadline mode unless they say
@@ -99,58 +100,6 @@ CHECKS = {
         ("--trace shows one poll for every connection in flight", "chapter5:trace-poll"),
     ],
 }
-
-# Typical mistakes: (lab, what the student did, edits to the reference
-# chapter, the case of the check that must catch it). tests/CMakeLists.txt
-# builds each as the program mistake-NAME (`--write-mistake`).
-MISTAKES = {
-    "one-recv-4096": (
-        1, "the tutorial's one recv(4096), taken as the whole response",
-        [("static char buffer[64 * 1024];", "static char buffer[4096];"),
-         ("while (!response.complete()) {", "while (!response.complete() && calls == 0) {")],
-        "chapter1:big"),
-    "timeout-mode-without-rcvtimeo": (
-        2, "timeout mode that sets only SO_SNDTIMEO",
-        [("for (int option : {SO_RCVTIMEO, SO_SNDTIMEO})", "for (int option : {SO_SNDTIMEO})")],
-        "chapter2:timeout-mode-sets-rcvtimeo"),
-    "zero-timeout-select": (
-        3, "the tutorial's wait: select with a zero timeout, in a loop",
-        [("if (busy_wait) return busy_wait_until_readable", "if (true) return busy_wait_until_readable")],
-        "chapter3:waits-without-spinning"),
-    "blocking-connect": (
-        3, "a blocking connect, with nothing to bound it",
-        [("net::set_nonblocking(sock.get(), true)", "net::set_nonblocking(sock.get(), false)")],
-        "chapter3:connect-timeout"),
-    "linger-off": (
-        4, "SO_LINGER {off, 0}: close sends a FIN, not a reset",
-        [("abort_on_close.l_onoff = 1;", "abort_on_close.l_onoff = 0;")],
-        "chapter4:close-linger0"),
-    "blocking-sockets-in-the-loop": (
-        5, "the event loop's sockets left blocking: a recv that waits for a dripping peer stops them all",
-        [("if (net::set_nonblocking(sock.get(), true) != 0) {", "if (net::set_nonblocking(sock.get(), false) != 0) {")],
-        "chapter5:every-scenario-poll"),
-}
-# Correct variants: (lab, how it differs from the reference, edits to the
-# reference chapter, the cases of the checks it must pass). A check asks only
-# for what its title and the lab's TODOs ask for, so a right program written
-# another way passes it. tests/CMakeLists.txt builds each as the program
-# variant-NAME (`--write-variant`), and the checks named here must pass it
-# (the reference, which differs only in the edits, passes all of them:
-# reference-N-passes).
-VARIANTS = {
-    "connect-end-untraced": (
-        5, "the connect's end asked of SO_ERROR, with no --trace line for getsockopt (no TODO asks for one)",
-        [('    std::string traced_call = "getsockopt(" + std::to_string(c.sock.get()) + ", SO_ERROR) = ";\n', ""),
-         ('        trace::line(traced_call + "-1 " + net::error_name(so_error) + " (" +\n'
-          '                    net::error_text(so_error) + ")");\n', ""),
-         ('        trace::line(traced_call + "0, value " +\n'
-          '                    (so_error ? net::error_name(so_error) : "0 (connected)"));\n', "")],
-        ["chapter5:trace-poll"]),
-}
-# Where a check cannot catch a mistake: under Wine an abortive close
-# sometimes reaches the server as a FIN, so the linger0 check accepts a FIN
-# there (docs/portability.md).
-BLIND_UNDER_WINE = {"linger-off"}
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 
@@ -302,7 +251,7 @@ def rooted_includes(text, folder):
 def write_edited(kind, name, path):
     """Write the reference chapter with the edits of MISTAKES[name] (kind
     "mistake") or VARIANTS[name] (kind "variant") to path."""
-    lab, what, edits, _ = (MISTAKES if kind == "mistake" else VARIANTS)[name]
+    lab, what, edits = (MISTAKES if kind == "mistake" else VARIANTS)[name][:3]
     source = [os.path.join(ROOT, "chapters", d, "chapter%d.cpp" % lab)
               for d in os.listdir(os.path.join(ROOT, "chapters")) if d.startswith("%02d_" % lab)][0]
     text = open(source).read()
