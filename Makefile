@@ -2,7 +2,7 @@
 # make labserver  -> ./labserver
 # make all        -> every chapter and the lab server
 # make labN       -> ./labN from the student's starter, chapters/NN_*/lab/chapterN.cpp
-# make check-labN -> grade ./labN (or PROGRAM=path) against chapter N's checks
+# make check-labN -> build ./labN if it changed, grade it (or PROGRAM=path) against lab N's checks
 # make check-lab  -> grade every ./labN
 # make test       -> configure CMake in build/, build, run the whole CTest suite
 # make test-windows -> the same, cross-built with MinGW-w64 and run under Wine
@@ -50,19 +50,24 @@ $(basename $(notdir $(1))): $(1) $$(COMMON_LIB) $$(COMMON_HDR) $$(CHAPTER_HDR)
 endef
 $(foreach src,$(CHAPTER_SRC),$(eval $(call chapter_rule,$(src))))
 
-# A lab starter: make lab3 -> ./lab3. make check-lab3 grades ./lab3, or the
-# program PROGRAM names (PROGRAM=./chapter3 grades the reference; under Wine,
-# PROGRAM=./lab3.exe EMULATOR=wine).
+# A lab starter: make lab3 -> ./lab3. make check-lab3 builds ./lab3 again if
+# its source changed (and stops if it does not compile), then grades it, or
+# the program PROGRAM names (PROGRAM=./chapter3 grades the reference; under
+# Wine, PROGRAM=./lab3.exe EMULATOR=wine). The grader runs its own lab
+# servers: ./labserver. FORMAT, RESULTS, CHECK and POINTS pass on to the
+# grader's --format, --results, --check and --points (tests/labcheck.py).
 define lab_rule
 $(subst chapter,lab,$(basename $(notdir $(1)))): $(1) $$(COMMON_LIB) $$(COMMON_HDR) $$(CHAPTER_HDR)
 	$$(CXX) $$(REQUIRED_FLAGS) $$(LAB_FLAGS) $$(CPPFLAGS) $$(CXXFLAGS) -o $$@ $(1) $$(COMMON_LIB) $$(LDFLAGS) $$(LDLIBS)
-check-$(subst chapter,lab,$(basename $(notdir $(1)))): $$(if $$(PROGRAM),,$(subst chapter,lab,$(basename $(notdir $(1)))))
-	$$(PYTHON) tests/labcheck.py --lab $(patsubst chapter%,%,$(basename $(notdir $(1)))) --program "$$(or $$(PROGRAM),./$(subst chapter,lab,$(basename $(notdir $(1)))))" $$(if $$(EMULATOR),--emulator "$$(EMULATOR)")
+check-$(subst chapter,lab,$(basename $(notdir $(1)))): $$(if $$(filter-out ./$(subst chapter,lab,$(basename $(notdir $(1)))) $(subst chapter,lab,$(basename $(notdir $(1)))),$$(PROGRAM)),,$(subst chapter,lab,$(basename $(notdir $(1))))) $$(if $$(EMULATOR),,labserver)
+	$$(PYTHON) tests/labcheck.py --lab $(patsubst chapter%,%,$(basename $(notdir $(1)))) --program "$$(or $$(PROGRAM),./$(subst chapter,lab,$(basename $(notdir $(1)))))" $$(GRADER_OPTIONS)
 endef
+GRADER_OPTIONS = $(if $(EMULATOR),--emulator "$(EMULATOR)") $(if $(FORMAT),--format "$(FORMAT)") \
+	$(if $(RESULTS),--results "$(RESULTS)") $(if $(CHECK),--check "$(CHECK)") $(if $(POINTS),--points "$(POINTS)")
 $(foreach src,$(LAB_SRC),$(eval $(call lab_rule,$(src))))
 
 # Every lab, one after another; the exit status says whether all passed.
-check-lab: $(LABS)
+check-lab: $(LABS) labserver
 	@status=0; for lab in $(LABS); do $(PYTHON) tests/labcheck.py --lab $${lab#lab} --program ./$$lab || status=1; done; exit $$status
 
 labserver: common/labserver_main.cpp $(COMMON_LIB) $(COMMON_HDR)

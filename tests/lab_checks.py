@@ -91,9 +91,22 @@ class Grading:
             return run
         finally:
             if stop:
+                if log is not None:
+                    settled(log)
                 stop()
             if trace_file:
                 os.unlink(trace_file)
+
+
+def settled(log, seconds=1.0):
+    """Give the lab server a moment to log how the connection ended (it
+    sees our FIN or reset a little after we exit)."""
+    end = time.monotonic() + seconds
+    while time.monotonic() < end:
+        log.seek(0)
+        if re.search(rb"FIN arrived|reset|ECONN|closing", log.read()):
+            return
+        time.sleep(0.02)
 
 
 def tail(data, lines=12):

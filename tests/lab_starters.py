@@ -48,9 +48,28 @@ HEADER = """\
 //   make lab{n} && ./lab{n}       runs, and stops at the first step not written
 //   make check-lab{n}             numbered checks of your program, and a score
 //
+// A run stops at the first unwritten step it reaches, which is not always the
+// lowest number. {order}
+//
 // (Made from ../chapter{n}.cpp by tests/lab_starters.py --write.)
 //
 """
+
+# The order a run reaches each lab's steps (found by running each chapter with
+# a line printed at each "lab step" marker), for the header above.
+RUN_ORDER = {
+    "1": "This lab's runs reach them in the order 1, 2, 3, 4.",
+    "2": "A run reaches step 2, then 3, then 1 (step 1's poll is\n"
+         "// reached in nonblocking and deadline modes only).",
+    "3": "A run reaches them in the order 2, 1, 3, 4, 5 (the connect\n"
+         "// of step 2 waits with step 1's select).",
+    "4": "The default ending (--close none) reaches step 1 alone; each\n"
+         "// other ending reaches its own step, then 1: half 2, rd 3, rdwr 4,\n"
+         "// linger0 5, unread 6.",
+    "5": "A run reaches them in the order 5, 1, 2, 3 (with --wait\n"
+         "// select: 4, 1, 2, 3). In the event loop a step not written ends only the\n"
+         "// connection that reached it.",
+}
 
 HEADER_OF_HEADER = """\
 // Lab {n} starter: chapter {n}'s {name} with its socket work taken out (see ../README.md).
@@ -90,7 +109,7 @@ def starter(source, number, name=None):
     if steps != sorted(steps):
         raise SystemExit("chapter %s: steps %s, expected them in order" % (number, steps))
     # The chapter's own opening comment follows the lab's header.
-    header = HEADER.format(n=number) if name is None else HEADER_OF_HEADER.format(n=number, name=name)
+    header = HEADER.format(n=number, order=RUN_ORDER[number]) if name is None else HEADER_OF_HEADER.format(n=number, name=name)
     return FARTHER_INCLUDE.sub(r"\1../\2", header + "\n".join(out) + "\n"), steps
 
 

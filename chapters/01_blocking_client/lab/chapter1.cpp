@@ -6,6 +6,9 @@
 //   make lab1 && ./lab1       runs, and stops at the first step not written
 //   make check-lab1             numbered checks of your program, and a score
 //
+// A run stops at the first unwritten step it reaches, which is not always the
+// lowest number. This lab's runs reach them in the order 1, 2, 3, 4.
+//
 // (Made from ../chapter1.cpp by tests/lab_starters.py --write.)
 //
 // Chapter 1 - a blocking TCP client.

@@ -6,6 +6,10 @@
 //   make lab2 && ./lab2       runs, and stops at the first step not written
 //   make check-lab2             numbered checks of your program, and a score
 //
+// A run stops at the first unwritten step it reaches, which is not always the
+// lowest number. A run reaches step 2, then 3, then 1 (step 1's poll is
+// reached in nonblocking and deadline modes only).
+//
 // (Made from ../chapter2.cpp by tests/lab_starters.py --write.)
 //
 // Chapter 2 - the three socket modes, and what settimeout() really does.

@@ -6,6 +6,10 @@
 //   make lab3 && ./lab3       runs, and stops at the first step not written
 //   make check-lab3             numbered checks of your program, and a score
 //
+// A run stops at the first unwritten step it reaches, which is not always the
+// lowest number. A run reaches them in the order 2, 1, 3, 4, 5 (the connect
+// of step 2 waits with step 1's select).
+//
 // (Made from ../chapter3.cpp by tests/lab_starters.py --write.)
 //
 // Chapter 3 - select: the tutorial's program, done right.

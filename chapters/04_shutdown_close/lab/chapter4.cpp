@@ -6,6 +6,11 @@
 //   make lab4 && ./lab4       runs, and stops at the first step not written
 //   make check-lab4             numbered checks of your program, and a score
 //
+// A run stops at the first unwritten step it reaches, which is not always the
+// lowest number. The default ending (--close none) reaches step 1 alone; each
+// other ending reaches its own step, then 1: half 2, rd 3, rdwr 4,
+// linger0 5, unread 6.
+//
 // (Made from ../chapter4.cpp by tests/lab_starters.py --write.)
 //
 // Chapter 4 - shutdown and close: half-close, RST, and what the peer sees.

@@ -6,6 +6,11 @@
 //   make lab5 && ./lab5       runs, and stops at the first step not written
 //   make check-lab5             numbered checks of your program, and a score
 //
+// A run stops at the first unwritten step it reaches, which is not always the
+// lowest number. A run reaches them in the order 5, 1, 2, 3 (with --wait
+// select: 4, 1, 2, 3). In the event loop a step not written ends only the
+// connection that reached it.
+//
 // (Made from ../chapter5.cpp by tests/lab_starters.py --write.)
 //
 // Chapter 5 - many connections on one thread: what non-blocking sockets are for.
