@@ -98,10 +98,11 @@ HeadStatus parse_head(const std::string& head, Request& request) {
     }
 }
 
-std::string response_head(std::uint64_t content_length, const char* status) {
-    return std::string("HTTP/1.1 ") + status +
-           "\r\nContent-Type: text/plain\r\nContent-Length: " + std::to_string(content_length) +
-           "\r\nConnection: close\r\n\r\n";
+std::string response_head(std::uint64_t content_length, const char* status,
+                          const char* content_type, const char* connection) {
+    return std::string("HTTP/1.1 ") + status + "\r\nContent-Type: " + content_type +
+           "\r\nContent-Length: " + std::to_string(content_length) +
+           "\r\nConnection: " + connection + "\r\n\r\n";
 }
 
 std::string short_answer(const char* status, const std::string& body) {
@@ -112,9 +113,10 @@ std::string hello_body(const Request& request) {
     return "Hello from the lab server.\nYou asked for " + request.target + "\n";
 }
 
-std::string hello_response(const Request& request) {
+std::string hello_response(const Request& request, const char* connection) {
     std::string body = hello_body(request);
-    return request.http09 ? body : response_head(body.size()) + body;
+    return request.http09 ? body
+                          : response_head(body.size(), "200 OK", "text/plain", connection) + body;
 }
 
 std::string chunked_response(const std::string& body, std::uint64_t cut) {
@@ -150,6 +152,28 @@ const std::string& big_block() {
         return bytes;
     }();
     return block;
+}
+
+char binary_body_byte(std::uint64_t offset) {
+    if (offset % 7 == 3) return '\0';
+    std::uint64_t m = offset - (offset + 3) / 7;  // the bytes before it not forced to 0
+    unsigned v = static_cast<unsigned>((m * 167 + (m >> 8) * 73 + 1) & 0xff);
+    v ^= v >> 4;
+    return static_cast<char>(v * 29 & 0xff);
+}
+
+std::string binary_response(const Request& request, std::uint64_t kibibytes) {
+    // Built once, binary_most KiB: every body is the start of it.
+    static const std::string block = [] {
+        std::string bytes(binary_most * 1024, '\0');
+        for (std::uint64_t i = 0; i < bytes.size(); ++i)
+            bytes[i] = binary_body_byte(i);
+        return bytes;
+    }();
+    std::uint64_t size = std::min(kibibytes, binary_most) * 1024;
+    std::string head =
+        request.http09 ? "" : response_head(size, "200 OK", "application/octet-stream");
+    return head + block.substr(0, static_cast<std::size_t>(size));
 }
 
 }  // namespace lab

@@ -39,8 +39,11 @@ HeadStatus parse_head(const std::string& head, Request& request);
 constexpr std::size_t max_head_size = 16 * 1024;
 
 // "HTTP/1.1 200 OK", Content-Type, Content-Length and "Connection: close": the
-// head of every answer with a length.
-std::string response_head(std::uint64_t content_length, const char* status = "200 OK");
+// head of every answer with a length. binary's type is application/octet-stream;
+// keep-open's connection is "keep-alive".
+std::string response_head(std::uint64_t content_length, const char* status = "200 OK",
+                          const char* content_type = "text/plain",
+                          const char* connection = "close");
 
 // A short answer that is not 200 (400, 408, 431, 503): head and body.
 std::string short_answer(const char* status, const std::string& body);
@@ -48,8 +51,9 @@ std::string short_answer(const char* status, const std::string& body);
 // "Hello from the lab server.\nYou asked for /\n"
 std::string hello_body(const Request& request);
 
-// The hello answer: head and body, or the body alone for HTTP/0.9.
-std::string hello_response(const Request& request);
+// The hello answer: head and body, or the body alone for HTTP/0.9. keep-open
+// gives it with "Connection: keep-alive".
+std::string hello_response(const Request& request, const char* connection = "close");
 
 // The hello body with Transfer-Encoding: chunked (the chunked scenario): in
 // chunks of 1, 2, 4, 8... bytes, an extension on the first chunk, and a
@@ -65,5 +69,13 @@ char big_body_byte(std::uint64_t offset);
 // byte `offset` of any body is byte `offset % big_block_size` of this block.
 constexpr std::uint64_t big_block_size = 1024 * 1024;
 const std::string& big_block();
+
+// Byte `offset` of the body of a `binary` response: every byte value, and a
+// zero in every 7 bytes (the rule is in scenario.h, beside binary_most).
+char binary_body_byte(std::uint64_t offset);
+
+// The binary answer: a head (application/octet-stream) and `kibibytes` KiB
+// of that body, or the body alone for HTTP/0.9.
+std::string binary_response(const Request& request, std::uint64_t kibibytes);
 
 }  // namespace lab

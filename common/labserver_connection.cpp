@@ -18,12 +18,26 @@ namespace {
 
 constexpr double drip_pause = 0.05;               // seconds between two drip pieces
 constexpr std::size_t echo_backlog = 256 * 1024;  // echo: stop reading while this much is unsent
+constexpr std::size_t echo_pieces = 4096;         // echo:SECS: or while this many pieces wait
 
 // The big block as a file in memory, made once, for net::send_file_part:
 // -1 where there is none (not Linux).
 int big_file() {
     static const int file = net::file_in_memory("labserver-big", big_block());
     return file;
+}
+
+// echo: the pieces whose time has come may be sent (all of them at once for
+// plain echo, whose pieces are due as they come). Each one released restarts
+// the quiet deadline: `quiet` seconds in which something must come or go back.
+void release_due(Connection& c, double quiet) {
+    Clock::time_point now = Clock::now();
+    auto first_waiting = c.pieces.begin();
+    for (; first_waiting != c.pieces.end() && first_waiting->due <= now; ++first_waiting) {
+        c.release = first_waiting->end;
+        c.quiet_deadline = after(quiet);
+    }
+    c.pieces.erase(c.pieces.begin(), first_waiting);
 }
 
 }  // namespace
@@ -35,9 +49,11 @@ unsigned wanted_events(const Connection& c) {
             return Waiter::readable;
         case Connection::send:
             return Waiter::writable;
-        case Connection::echo:  // reading while the backlog allows, sending while it has bytes
-            return (c.reading && c.out.size() < echo_backlog ? Waiter::readable : 0u) |
-                   (c.sent < c.out.size() ? Waiter::writable : 0u);
+        case Connection::echo:  // reading while the backlog allows, sending while bytes are due
+            return (c.reading && c.out.size() < echo_backlog && c.pieces.size() < echo_pieces
+                        ? Waiter::readable
+                        : 0u) |
+                   (c.sent < c.release ? Waiter::writable : 0u);
         case Connection::hold:
             return c.reading ? Waiter::readable : 0u;
         default:
@@ -110,9 +126,11 @@ void Server::read_head(Connection& c) {
     }
 }
 
-// echo: what arrives goes back out. Reading stops while echo_backlog bytes
-// wait to be sent (a client that sends without reading cannot fill our
-// memory); after the client's FIN, the rest is sent and we close.
+// echo: what arrives goes back out, at once or (echo:SECS) SECS after it
+// came. Reading stops while echo_backlog bytes wait to be sent (a client that
+// sends without reading cannot fill our memory), or echo_pieces pieces wait
+// for their time; after the client's FIN, the rest is sent and we close.
+// `events` is 0 when called because a piece's time has come.
 void Server::echo_some(Connection& c, unsigned events) {
     if (events & (Waiter::readable | Waiter::failed)) {
         char buffer[16 * 1024];
@@ -120,7 +138,7 @@ void Server::echo_some(Connection& c, unsigned events) {
         if (n > 0) {
             c.out.append(buffer, static_cast<std::size_t>(n));
             c.taken += static_cast<std::uint64_t>(n);
-            c.deadline = after(limits_.header_timeout);
+            c.pieces.push_back({after(c.scenario->seconds), c.out.size()});
         } else if (n == 0) {
             c.reading = false;
         } else if (!net::is_would_block(net::last_error())) {
@@ -128,7 +146,9 @@ void Server::echo_some(Connection& c, unsigned events) {
             return;
         }
     }
-    c.release = c.out.size();
+    release_due(c, limits_.header_timeout);
+    // While pieces wait, the next one's time; then the quiet deadline.
+    c.deadline = c.pieces.empty() ? c.quiet_deadline : c.pieces.front().due;
     send_some(c);
     if (c.done || c.sent < c.out.size()) return;
     c.out.clear();
@@ -140,16 +160,18 @@ void Server::echo_some(Connection& c, unsigned events) {
 }
 
 // drain, hold, pause: the client may still send; we read and drop it, and
-// watch for its FIN. After the answer (drain) the FIN is what we wait for,
-// and a client that keeps sending past drain_bytes is closed (an RST);
-// while holding, we only stop reading.
+// watch for its FIN. After the answer (drain, and keep-open's hold) the FIN
+// is what we wait for. A client that keeps sending past drain_bytes is
+// closed (an RST) while draining; while holding, we only stop reading.
 void Server::read_and_drop(Connection& c) {
     char buffer[16 * 1024];
     long n = receive(c, buffer, sizeof buffer);
     if (n < 0) {
         c.done = !net::is_would_block(net::last_error());
     } else if (n == 0) {
-        c.done = c.phase == Connection::drain;  // the client's FIN: all is well
+        // The client's FIN: all is well. keep-open closes too; silent and
+        // stall hold on.
+        c.done = c.phase == Connection::drain || c.scenario->kind == Scenario::keep_open;
         c.reading = false;
     } else if ((c.taken += static_cast<std::uint64_t>(n)) > limits_.drain_bytes) {
         if (c.phase == Connection::drain) {
@@ -196,11 +218,14 @@ void Server::on_deadline(Connection& c) {
                   " of the answer, closing";
             break;
         case Connection::echo:
+            if (!c.pieces.empty()) return echo_some(c, 0);  // echo:SECS: a piece is due
             why = "nothing for " + text::seconds_text(limits_.header_timeout) + ", closing";
             break;
         case Connection::hold:
             why = "scenario " + std::string(scenario_name(c.scenario->kind)) + ": held " +
-                  text::seconds_text(limits_.silent_hold) + " unanswered, closing";
+                  text::seconds_text(limits_.silent_hold) +
+                  (c.scenario->kind == Scenario::keep_open ? " after the answer" : " unanswered") +
+                  ", closing";
             break;
     }
     ++counters_.timed_out;
@@ -208,8 +233,11 @@ void Server::on_deadline(Connection& c) {
     c.done = true;
 }
 
-// A request we will not serve: a short answer, then close.
+// A request we will not serve: a short answer, then close, whatever the
+// scenario (stall and keep-open would hold the connection after it).
 void Server::refuse_request(Connection& c, const char* status, const std::string& body) {
+    static const Scenario answer_then_close;  // hello's ending
+    c.scenario = &answer_then_close;
     c.out = short_answer(status, body);
     c.release = c.out.size();
     c.phase = Connection::send;
@@ -277,6 +305,12 @@ void Server::on_request(Connection& c) {
         case Scenario::big:
             c.out = request.http09 ? "" : response_head(scenario.mebibytes * big_block_size);
             c.big_left = scenario.mebibytes * big_block_size;
+            break;
+        case Scenario::binary:
+            c.out = binary_response(request, scenario.kibibytes);
+            break;
+        case Scenario::keep_open:  // then held open: sent_all
+            c.out = hello_response(request, "keep-alive");
             break;
         default:
             break;
@@ -349,6 +383,16 @@ void Server::sent_all(Connection& c) {
         event("scenario", c.client, "sent " + std::to_string(c.scenario->mebibytes) + " MiB");
     if (c.scenario->kind == Scenario::stall) {  // silent from here on, the connection open
         c.phase = Connection::hold;
+        c.deadline = after(limits_.silent_hold);
+        return;
+    }
+    if (c.scenario->kind == Scenario::keep_open) {  // open until the client's FIN
+        event("scenario", c.client,
+              "scenario keep-open: answered with Connection: keep-alive; holding the connection "
+              "open until the client closes (at most " +
+                  text::seconds_text(limits_.silent_hold) + ")");
+        c.phase = Connection::hold;
+        c.taken = 0;
         c.deadline = after(limits_.silent_hold);
         return;
     }

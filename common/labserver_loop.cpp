@@ -189,8 +189,15 @@ void Server::welcome(Loop& loop, net::socket_t fd, const std::string& client,
               "scenario mix: connection " + std::to_string(number) + " gets " +
                   describe_scenario(*c.scenario));
     }
-    if (c.scenario->kind == Scenario::echo) c.phase = Connection::echo;
     c.deadline = after(limits_.header_timeout);
+    if (c.scenario->kind == Scenario::echo) {
+        c.phase = Connection::echo;
+        c.quiet_deadline = c.deadline;
+        if (c.scenario->seconds > 0)
+            event("scenario", c.client,
+                  "scenario " + describe_scenario(*c.scenario) + ": each piece read goes back " +
+                      text::seconds_text(c.scenario->seconds) + " after it came");
+    }
     // The request usually arrives with the connection: read it now, and wait
     // (for it, or for room to send) only if it has not. The loop's next look
     // tells the waiter what it waits for.

@@ -33,7 +33,8 @@ inline Clock::time_point after(double seconds) {
 //     |       slow,drip | v drip: more later
 //     |               pause
 //     +--> echo (echo: read and send back until the client's FIN)
-//     +--> hold (silent; stall once its bytes are sent: held unanswered)
+//     +--> hold (silent; stall once its bytes are sent: held unanswered;
+//                keep-open once its answer is sent: held until the client's FIN)
 struct Connection {
     enum Phase {
         head,   // reading the request head (until header_timeout)
@@ -41,7 +42,13 @@ struct Connection {
         send,   // sending the answer (while the client takes bytes within send_timeout)
         drain,  // answered and sent our FIN: waiting for the client's (drain_timeout)
         echo,   // echo: reading and sending back (until silent for header_timeout)
-        hold,   // silent, stall: holding the connection unanswered (silent_hold)
+        hold,   // silent, stall, keep-open: holding the connection (silent_hold)
+    };
+    // echo: bytes read and not yet sent back, up to `end` in `out`, may go at `due`
+    // (echo:SECS: SECS after they came; plain echo: at once).
+    struct EchoPiece {
+        Clock::time_point due;
+        std::size_t end;
     };
     net::socket_t fd = net::invalid_socket;
     std::string client;                  // "127.0.0.1:51234"
@@ -50,15 +57,17 @@ struct Connection {
     Clock::time_point deadline;
     std::string head_text;  // head: the request head so far
     Request request;
-    std::string out;             // the answer, or echo's bytes not sent yet
-    std::size_t sent = 0;        // bytes of `out` sent
-    std::size_t release = 0;     // we may send `out` up to here (drip: piece by piece)
-    std::uint64_t big_left = 0;  // big: body bytes still to send after `out`
-    std::uint64_t big_at = 0;    // big: offset into the body
-    std::uint64_t taken = 0;     // drain, hold, echo: bytes read
-    bool reading = true;         // hold, echo: still reading (no FIN, not too much)
-    bool done = false;           // close it at the loop's next look
-    unsigned watched = 0;        // what the waiter was last told to watch it for
+    std::string out;                   // the answer, or echo's bytes not sent yet
+    std::size_t sent = 0;              // bytes of `out` sent
+    std::size_t release = 0;           // we may send `out` up to here (drip: piece by piece)
+    std::uint64_t big_left = 0;        // big: body bytes still to send after `out`
+    std::uint64_t big_at = 0;          // big: offset into the body
+    std::uint64_t taken = 0;           // drain, hold, echo: bytes read
+    std::vector<EchoPiece> pieces;     // echo: pieces read, not yet due, oldest first
+    Clock::time_point quiet_deadline;  // echo: closed if nothing came or went back by then
+    bool reading = true;               // hold, echo: still reading (no FIN, not too much)
+    bool done = false;                 // close it at the loop's next look
+    unsigned watched = 0;              // what the waiter was last told to watch it for
 };
 
 // What the waiter should watch a connection for, in its phase

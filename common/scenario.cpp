@@ -18,13 +18,18 @@ const char* const scenario_help =
     "                 open 60 s; labserver --silent-hold changes it)\n"
     "  reset          read the request and abort the connection (RST)\n"
     "  close          read the request and close without answering\n"
-    "  echo           echo every byte until the client half-closes, then close\n"
+    "  echo[:SECS]    echo every byte until the client half-closes, then close; each\n"
+    "                 piece read goes back SECS (default 0) after it came\n"
     "  truncate[:BYTES]  promise a 1 MiB body (Content-Length), send BYTES of it\n"
     "                 (default 1000), close\n"
     "  stall[:BYTES]  promise a 1 MiB body, send BYTES of it (default 200000), then\n"
     "                 go silent with the connection open (held as silent holds it)\n"
     "  chunked[:BYTES]   the hello body in chunks (Transfer-Encoding: chunked);\n"
     "                 with BYTES, close after BYTES of the body, before the last chunk\n"
+    "  binary[:KIB]   a body of KIB KiB (default 64, up to 1024) holding every byte value,\n"
+    "                 a zero in every 7 bytes (the first is byte 3), then close\n"
+    "  keep-open      the hello response with Connection: keep-alive, then the connection\n"
+    "                 held open (as silent holds it) until the client closes\n"
     "  mix[:LIST]     a different scenario per connection: connection k gets item k of\n"
     "                 LIST (comma-separated, repeated), e.g. mix:hello,slow:1,silent,reset;\n"
     "                 default slow:1,hello,silent,hello,reset,hello,slow:2,hello\n";
@@ -34,8 +39,9 @@ const char* const default_mix = "slow:1,hello,silent,hello,reset,hello,slow:2,he
 namespace {
 
 // In the order of Scenario::Kind.
-const char* const kind_names[] = {"hello", "slow", "drip",     "big",   "silent",  "reset",
-                                  "close", "echo", "truncate", "stall", "chunked", "mix"};
+const char* const kind_names[] = {"hello",   "slow",   "drip",      "big",      "silent",
+                                  "reset",   "close",  "echo",      "truncate", "stall",
+                                  "chunked", "binary", "keep-open", "mix"};
 constexpr int kind_count = sizeof kind_names / sizeof kind_names[0];
 
 constexpr std::size_t most_mix_items = 64;
@@ -44,18 +50,21 @@ constexpr std::uint64_t most_bytes = 1024 * 1024;
 
 bool takes_argument(Scenario::Kind kind) {
     return kind == Scenario::slow || kind == Scenario::drip || kind == Scenario::big ||
-           kind == Scenario::truncate || kind == Scenario::stall || kind == Scenario::chunked;
+           kind == Scenario::truncate || kind == Scenario::stall || kind == Scenario::chunked ||
+           kind == Scenario::binary || kind == Scenario::echo;
 }
 
 // The argument `value` (a number parse_decimal read) put in its place. False
-// if the kind's rule refuses it: slow takes any number of seconds, the others
-// a whole number, drip at least 1, big and chunked up to 1048576, truncate
-// and stall below the 1048576 bytes they promise.
+// if the kind's rule refuses it: slow and echo take any number of seconds,
+// the others a whole number, drip at least 1, big and chunked up to 1048576,
+// truncate and stall below the 1048576 bytes they promise, binary from 1 to
+// binary_most.
 bool set_argument(Scenario& scenario, double value) {
     bool whole = value == static_cast<double>(static_cast<std::uint64_t>(value));
     std::uint64_t number = static_cast<std::uint64_t>(value);
     switch (scenario.kind) {
         case Scenario::slow:
+        case Scenario::echo:
             scenario.seconds = value;
             return true;
         case Scenario::drip:
@@ -75,6 +84,10 @@ bool set_argument(Scenario& scenario, double value) {
             if (!whole || number > most_bytes) return false;
             scenario.cut = number;
             return true;
+        case Scenario::binary:
+            if (!whole || number < 1 || number > binary_most) return false;
+            scenario.kibibytes = number;
+            return true;
         default:
             return false;
     }
@@ -88,6 +101,8 @@ const char* argument_rule(Scenario::Kind kind) {
         case Scenario::truncate:
         case Scenario::stall:
             return " below 1048576";
+        case Scenario::binary:
+            return " from 1 to 1024";
         default:
             return " up to 1048576";
     }
@@ -124,6 +139,16 @@ bool parse_mix(const std::string& list, Scenario& scenario, std::string& error) 
     }
 }
 
+// Seconds as they were written: "0.25", "9919999" (not %g's "9.92e+06").
+std::string seconds_argument(double seconds) {
+    char text[48];
+    std::snprintf(text, sizeof text, "%.6f", seconds);
+    std::string written = text;
+    written.erase(written.find_last_not_of('0') + 1);
+    if (written.back() == '.') written.pop_back();
+    return written;
+}
+
 }  // namespace
 
 bool parse_scenario(const std::string& text, Scenario& scenario, std::string& error) {
@@ -145,6 +170,7 @@ bool parse_scenario(const std::string& text, Scenario& scenario, std::string& er
         return parse_mix(has_argument ? argument : default_mix, scenario, error);
     if (scenario.kind == Scenario::truncate) scenario.cut = truncate_default;
     if (scenario.kind == Scenario::stall) scenario.cut = stall_default;
+    if (scenario.kind == Scenario::echo) scenario.seconds = 0;  // at once
     if (!has_argument) return true;
 
     if (!takes_argument(scenario.kind)) {
@@ -170,15 +196,12 @@ const char* scenario_name(Scenario::Kind kind) {
 std::string describe_scenario(const Scenario& scenario) {
     std::string name = scenario_name(scenario.kind);
     switch (scenario.kind) {
-        case Scenario::slow: {
-            // As it was written: "0.25", "9919999" (not %g's "9.92e+06").
-            char seconds[48];
-            std::snprintf(seconds, sizeof seconds, "%.6f", scenario.seconds);
-            std::string text = seconds;
-            text.erase(text.find_last_not_of('0') + 1);
-            if (text.back() == '.') text.pop_back();
-            return name + ":" + text;
-        }
+        case Scenario::slow:
+            return name + ":" + seconds_argument(scenario.seconds);
+        case Scenario::echo:  // at once: as today's plain "echo"
+            return scenario.seconds == 0 ? name : name + ":" + seconds_argument(scenario.seconds);
+        case Scenario::binary:
+            return name + ":" + std::to_string(scenario.kibibytes);
         case Scenario::drip:
             return name + ":" + std::to_string(scenario.count);
         case Scenario::big:

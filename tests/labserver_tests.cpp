@@ -116,6 +116,8 @@ TEST_CASE("every-scenario-name-with-its-defaults") {
         {"truncate", Scenario::truncate, "truncate:1000"},
         {"stall", Scenario::stall, "stall:200000"},
         {"chunked", Scenario::chunked, "chunked"},
+        {"binary", Scenario::binary, "binary:64"},
+        {"keep-open", Scenario::keep_open, "keep-open"},
         {"mix", Scenario::mix, ""},
     };
     for (const Expected& e : names) {
@@ -137,6 +139,8 @@ TEST_CASE("every-scenario-name-with-its-defaults") {
     EXPECT(scenario("slow").seconds == 2.0 && scenario("big").mebibytes == 64 &&
                scenario("drip").count == 8 && scenario("chunked").cut == Scenario::no_cut,
            "slow 2 s, big 64 MiB, drip 8 bytes, chunked whole");
+    EXPECT(scenario("echo").seconds == 0 && scenario("binary").kibibytes == 64,
+           "echo at once, binary 64 KiB");
     Scenario mix = scenario("mix");
     EXPECT(lab::describe_scenario(mix) == std::string("mix:") + lab::default_mix,
            lab::describe_scenario(mix));
@@ -154,6 +158,15 @@ TEST_CASE("scenario-arguments-follow-their-rules") {
     EXPECT(lab::describe_scenario(scenario("slow:0.25")) == "slow:0.25" &&
                lab::describe_scenario(scenario("slow:9919999")) == "slow:9919999",
            "slow is described as it was written");
+    EXPECT(scenario("echo:0.3").seconds == 0.3 && scenario("echo:0").seconds == 0 &&
+               scenario("echo:2").seconds == 2,
+           "echo takes any number of seconds");
+    EXPECT(lab::describe_scenario(scenario("echo:0.3")) == "echo:0.3" &&
+               lab::describe_scenario(scenario("echo:0")) == "echo",
+           "echo:0 is plain echo");
+    EXPECT(scenario("binary:1").kibibytes == 1 && scenario("binary:1024").kibibytes == 1024 &&
+               lab::describe_scenario(scenario("binary:7")) == "binary:7",
+           "binary from 1 to 1024 KiB");
     struct Refused {
         const char* text;
         const char* error;
@@ -178,7 +191,18 @@ TEST_CASE("scenario-arguments-follow-their-rules") {
         {"silent:5", "scenario 'silent' takes no argument"},
         {"reset:", "scenario 'reset' takes no argument"},
         {"close:1", "scenario 'close' takes no argument"},
-        {"echo:1", "scenario 'echo' takes no argument"},
+        {"keep-open:3", "scenario 'keep-open' takes no argument"},
+        {"keep-open:", "scenario 'keep-open' takes no argument"},
+        {"keep_open", "unknown scenario 'keep_open' (see --help)"},
+        {"echo:-1", "scenario echo: '-1' is not a number (digits, with at most one decimal point)"},
+        {"echo:", "scenario echo: '' is not a number (digits, with at most one decimal point)"},
+        {"echo:soon",
+         "scenario echo: 'soon' is not a number (digits, with at most one decimal point)"},
+        {"binary:0", "scenario binary: '0' must be a whole number from 1 to 1024"},
+        {"binary:1025", "scenario binary: '1025' must be a whole number from 1 to 1024"},
+        {"binary:1.5", "scenario binary: '1.5' must be a whole number from 1 to 1024"},
+        {"binary:x",
+         "scenario binary: 'x' is not a number (digits, with at most one decimal point)"},
         {"nosuch", "unknown scenario 'nosuch' (see --help)"},
         {"", "unknown scenario '' (see --help)"},
         {"\x1b[2J", "unknown scenario '\\x1b[2J' (see --help)"},
@@ -200,6 +224,12 @@ TEST_CASE("scenario-arguments-follow-their-rules") {
     Scenario mix = scenario("mix:hello,slow:1,stall:5,chunked:10");
     EXPECT(lab::describe_scenario(mix) == "mix:hello,slow:1,stall:5,chunked:10",
            lab::describe_scenario(mix));
+    mix = scenario("mix:binary,keep-open,echo:0.3,echo");
+    EXPECT(lab::describe_scenario(mix) == "mix:binary:64,keep-open,echo:0.3,echo",
+           lab::describe_scenario(mix));
+    EXPECT(scenario_error("mix:hello,binary:0") ==
+               "scenario mix: scenario binary: '0' must be a whole number from 1 to 1024",
+           scenario_error("mix:hello,binary:0"));
 }
 
 TEST_CASE("command-line-values-decimal-and-address") {
@@ -254,6 +284,43 @@ TEST_CASE("answers-are-the-bytes-each-scenario-promises") {
             EXPECT(false, "block byte " + std::to_string(i) + " is not the body's");
     EXPECT(lab::big_body_byte(63) == '\n' && lab::big_body_byte(4096 + 7) == lab::big_body_byte(7),
            "lines of 64 bytes, a period of 4096");
+}
+
+TEST_CASE("binary-body-holds-every-byte-value") {
+    // The rule in scenario.h, pinned by its first bytes (tests/e2e.py's
+    // binary_body() gives the same).
+    std::string first;
+    for (int i = 0; i < 16; ++i)
+        first += lab::binary_body_byte(static_cast<std::uint64_t>(i));
+    EXPECT(first == std::string("\x1d\x5a\x7f\x00\x35\xc4\x40\xf1\x8f\x92\x00\xf6\x33\xfc"
+                                "\x78\xef",
+                                16),
+           "first bytes " + text::printable(first));
+    // A zero in every 7 bytes, the first at byte 3; every value in the first
+    // 299 bytes (256 that are not forced to 0), and again in each run of 256.
+    std::vector<int> seen(256, 0);
+    for (std::uint64_t i = 0; i < 299; ++i)
+        ++seen[static_cast<unsigned char>(lab::binary_body_byte(i))];
+    for (int value = 0; value < 256; ++value)
+        EXPECT(seen[value] > 0, "byte value " + std::to_string(value) + " missing");
+    for (std::uint64_t i = 3; i < lab::binary_most * 1024; i += 7)
+        if (lab::binary_body_byte(i) != '\0')
+            EXPECT(false, "byte " + std::to_string(i) + " is not 0");
+    lab::Request request;
+    lab::parse_head("GET / HTTP/1.1\r\n\r\n", request);
+    std::string answer = lab::binary_response(request, 2);
+    std::string head =
+        "HTTP/1.1 200 OK\r\nContent-Type: application/octet-stream\r\nContent-Length: 2048\r\n"
+        "Connection: close\r\n\r\n";
+    EXPECT(answer.size() == head.size() + 2048 && answer.compare(0, head.size(), head) == 0,
+           text::printable(answer.substr(0, 120)));
+    for (std::size_t i = 0; i < 2048 && i + head.size() < answer.size(); ++i)
+        if (answer[head.size() + i] != lab::binary_body_byte(i))
+            EXPECT(false, "answer byte " + std::to_string(i) + " is not the body's");
+    lab::Request old;
+    lab::parse_head("GET /\n", old);
+    EXPECT(lab::binary_response(old, 1) == answer.substr(head.size(), 1024),
+           "HTTP/0.9: the body alone");
 }
 
 // ---------------------------------------------------------------- the waiter
@@ -456,6 +523,100 @@ TEST_CASE("echo-until-half-close") {
     lab::Observed seen = r.server.observed();
     EXPECT(seen.eofs_seen == 1, "server saw " + std::to_string(seen.eofs_seen) + " FINs");
     EXPECT(seen.bytes_read == 14, "server read " + std::to_string(seen.bytes_read) + " bytes");
+}
+
+TEST_CASE("echo-with-a-delay-sends-each-piece-back-later") {
+    Running r("echo:0.3");
+    net::Socket sock = connect_to(r.server.port());
+    auto start = Clock::now();
+    send_text(sock.get(), "ping 1\n");
+    std::string got = read_at_least(sock.get(), 7);
+    double took = seconds_since(start);
+    EXPECT(got == "ping 1\n", "echoed: " + got);
+    EXPECT(took >= 0.3 && took < 1.3, "echoed after " + std::to_string(took) + " s, not 0.3");
+    // Two pieces 0.1 s apart, then our FIN: each goes back 0.3 s after it
+    // came, in order, and the server closes only after the last.
+    start = Clock::now();
+    send_text(sock.get(), "a");
+    harness::sleep_for(0.1);
+    send_text(sock.get(), "b");
+    must(::shutdown(sock.get(), net::shut_wr), "shutdown");
+    got = read_all(sock.get());
+    took = seconds_since(start);
+    EXPECT(got == "ab", "echoed: " + got);
+    EXPECT(took >= 0.4 && took < 1.4, "the last piece came after " + std::to_string(took) + " s");
+    r.server.stop();
+    lab::Observed seen = r.server.observed();
+    EXPECT(seen.eofs_seen == 1 && seen.bytes_read == 9,
+           std::to_string(seen.eofs_seen) + " FINs, " + std::to_string(seen.bytes_read) + " bytes");
+}
+
+TEST_CASE("binary-sends-every-byte-value-then-closes") {
+    Running r("binary:3");
+    int error = -1;
+    std::string got = fetch(r.server.port(), get_root, &error);
+    lab::Request request;
+    lab::parse_head(get_root, request);
+    std::string want = lab::binary_response(request, 3);
+    EXPECT(got == want && error == 0, std::to_string(got.size()) + " bytes of " +
+                                          std::to_string(want.size()) + ", error " +
+                                          harness::describe(error));
+    EXPECT(want.find("\r\nContent-Length: 3072\r\n") != std::string::npos && want.size() > 3072 &&
+               want.find('\0') == want.size() - 3072 + 3,
+           text::printable(want.substr(0, 120)));
+}
+
+TEST_CASE("keep-open-answers-then-holds-until-the-client-closes") {
+    Running r("keep-open");
+    net::Socket sock = connect_to(r.server.port());
+    send_text(sock.get(), get_root);
+    std::string body = "Hello from the lab server.\nYou asked for /\n";
+    std::string want =
+        "HTTP/1.1 200 OK\r\nContent-Type: text/plain\r\nContent-Length: 43\r\n"
+        "Connection: keep-alive\r\n\r\n" +
+        body;
+    std::string got = read_at_least(sock.get(), want.size());
+    EXPECT(got == want, "got:\n" + text::printable(got, 300));
+    // Still open: no more bytes and no FIN, even after another request,
+    // which is read and dropped.
+    EXPECT(!harness::wait_readable(sock.get(), 0.5), "more bytes, or a FIN, after the answer");
+    send_text(sock.get(), get_root);
+    EXPECT(!harness::wait_readable(sock.get(), 0.2), "an answer to the second request");
+    EXPECT(r.server.observed().finished == 0, "the server closed the connection");
+    // Our FIN: the server closes at once.
+    auto start = Clock::now();
+    must(::shutdown(sock.get(), net::shut_wr), "shutdown");
+    int error = -1;
+    got = read_all(sock.get(), &error);
+    EXPECT(got.empty() && error == 0 && seconds_since(start) < 2,
+           "after our FIN: " + std::to_string(got.size()) + " bytes, " + harness::describe(error) +
+               " after " + std::to_string(seconds_since(start)) + " s");
+    EXPECT(r.server.wait_for_finished(1, 2), "the connection is still open");
+    EXPECT(r.server.observed().eofs_seen == 1, "FINs seen");
+    // A request it will not serve gets its 400, then a close, as in hello.
+    got = fetch(r.server.port(), std::string("\x16\x03\x01\x02\x00\x01", 6), &error);
+    EXPECT(got.compare(0, 25, "HTTP/1.1 400 Bad Request\r") == 0 && error == 0,
+           text::printable(got, 200) + ", " + harness::describe(error));
+}
+
+TEST_CASE("new-scenarios-as-mix-items") {
+    Running r("mix:binary:1,keep-open,echo:0.2");
+    lab::Request request;
+    lab::parse_head(get_root, request);
+    EXPECT(fetch(r.server.port(), get_root) == lab::binary_response(request, 1), "1st: not binary");
+    net::Socket kept = connect_to(r.server.port());
+    send_text(kept.get(), get_root);
+    std::string want = lab::hello_response(request, "keep-alive");
+    std::string got = read_at_least(kept.get(), want.size());
+    EXPECT(got == want, "2nd: " + got);
+    EXPECT(!harness::wait_readable(kept.get(), 0.3), "2nd: closed after its answer");
+    net::Socket echo = connect_to(r.server.port());
+    auto start = Clock::now();
+    send_text(echo.get(), "x");
+    must(::shutdown(echo.get(), net::shut_wr), "shutdown");
+    got = read_all(echo.get());
+    EXPECT(got == "x" && seconds_since(start) >= 0.2,
+           "3rd: " + got + " after " + std::to_string(seconds_since(start)) + " s");
 }
 
 TEST_CASE("server-reports-client-fin-and-reset") {
