@@ -37,9 +37,7 @@ import grade_formats
 import lab_checks
 from cases import Failed, Skipped, expect, registry, run
 from lab_checks import CHECKS
-from lab_mistakes import BLIND_UNDER_WINE, MISTAKES, VARIANTS
-import lab_mistakes
-VARIANT_UNSEEN_UNDER_WINE = getattr(lab_mistakes, "VARIANT_UNSEEN_UNDER_WINE", {})
+from lab_mistakes import BLIND_UNDER_WINE, MISTAKES, VARIANT_UNSEEN_UNDER_WINE, VARIANTS
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 
