@@ -191,6 +191,8 @@ def one_close_each(args=(), scenario="hello"):
         if bad:
             raise Failed("expected one close() per socket; %s saw a close that failed: %s (a second close of a "
                          "descriptor already closed)\n%s" % (run.watcher, bad[0], calls_text(run)))
+        if not g.strace:
+            return  # --trace does not show the close an owner makes on its way out: count only with strace
         opened = [c.result for c in run.calls if c.name == "socket" and c.result is not None and c.result >= 0]
         closed = [c.fd for c in run.calls if c.name == "close" and c.result == 0]
         for fd in set(opened):
