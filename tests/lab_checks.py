@@ -191,12 +191,12 @@ def one_close_each(args=(), scenario="hello"):
         if bad:
             raise Failed("expected one close() per socket; %s saw a close that failed: %s (a second close of a "
                          "descriptor already closed)\n%s" % (run.watcher, bad[0], calls_text(run)))
-        if not g.strace:
-            return  # --trace does not show the close an owner makes on its way out: count only with strace
         opened = [c.result for c in run.calls if c.name == "socket" and c.result is not None and c.result >= 0]
         closed = [c.fd for c in run.calls if c.name == "close" and c.result == 0]
         for fd in set(opened):
-            expect(closed.count(fd) == opened.count(fd),
+            # --trace does not show the close an owner makes on its way out:
+            # without strace, only a second close is seen.
+            expect(closed.count(fd) == opened.count(fd) if g.strace else closed.count(fd) <= opened.count(fd),
                    "expected socket %d closed once each time it was opened; %s saw it opened %d and closed %d times:\n%s"
                    % (fd, run.watcher, opened.count(fd), closed.count(fd), calls_text(run)))
     return check

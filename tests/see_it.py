@@ -126,7 +126,7 @@ def socket_calls(calls):
             kept.append(call)
             if call.name == "close" and call.result == 0:
                 sockets.discard(call.fd)
-        elif call.name == "close" and call.errno == "EBADF":
+        elif call.name == "close" and call.result is not None and call.result < 0 and call.errno in ("EBADF", "WSAENOTSOCK"):
             kept.append(call)  # a close of nothing open: the trace of a double close
         elif call.family in ("select", "poll", "epoll_wait"):
             kept.append(call)
