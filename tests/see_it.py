@@ -278,7 +278,8 @@ def main():
         if not library:
             print("see_it: --short-send needs Linux and a C compiler (cc)", file=sys.stderr)
             return 2
-        env = dict(os.environ, LD_PRELOAD=library, SHORT_SEND=str(options.short_send))
+        env = dict(os.environ, LD_PRELOAD=library, SHORT_SEND=str(options.short_send),
+                   ASAN_OPTIONS=":".join(filter(None, [os.environ.get("ASAN_OPTIONS"), "verify_asan_link_order=0"])))
     try:
         return subprocess.call(command, env=env)
     finally:
