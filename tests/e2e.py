@@ -120,7 +120,7 @@ class Context:
         except subprocess.TimeoutExpired as stopped:
             raise Failed("%s %s still running after %.0f s, stopped; its stderr until then:\n%s"
                          % (self.programs.get(program, program), " ".join(args), timeout,
-                            (stopped.stderr or b"").decode(errors="replace")[-2000:].strip() or "(nothing)"))
+                            ascii((stopped.stderr or b"").decode(errors="replace")[-2000:].strip() or "(nothing)")))
         return Run(done.returncode, done.stdout, done.stderr, time.monotonic() - start)
 
     def start_labserver(self, args, stderr=subprocess.DEVNULL, **popen):

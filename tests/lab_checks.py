@@ -114,8 +114,14 @@ def settled(log, seconds=1.0):
         time.sleep(0.02)
 
 
+def escaped(text):
+    """A student's output as the grader prints it: control bytes escaped
+    (\\x1b, not an escape sequence the terminal would obey)."""
+    return re.sub(r"[\x00-\x08\x0b-\x1f\x7f]", lambda m: "\\x%02x" % ord(m.group(0)), text)
+
+
 def tail(data, lines=12):
-    text = (data or b"").decode(errors="replace").replace("\r\n", "\n").strip()
+    text = escaped((data or b"").decode(errors="replace").replace("\r\n", "\n").strip())
     shown = text.splitlines()[-lines:]
     return "\n".join(shown) if shown else "(nothing)"
 
