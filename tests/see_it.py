@@ -155,6 +155,23 @@ def have_strace():
     return sys.platform.startswith("linux") and shutil.which("strace") is not None
 
 
+def run_env(strace=False, short_send=None):
+    """The environment for a watched run, or None for our own. A sanitizer
+    build's LeakSanitizer cannot run under ptrace, so under strace it is
+    off; a preloaded short_send.c comes before the sanitizer's runtime, so
+    that order check is off (the library takes nothing from it)."""
+    asan = [os.environ.get("ASAN_OPTIONS")]
+    extra = {}
+    if strace:
+        asan.append("detect_leaks=0")
+    if short_send:
+        asan.append("verify_asan_link_order=0")
+        extra = dict(LD_PRELOAD=short_send_library(), SHORT_SEND=str(short_send))
+    if not strace and not short_send:
+        return None
+    return dict(os.environ, ASAN_OPTIONS=":".join(filter(None, asan)), **extra)
+
+
 def strace_prefix(path, calls=WATCHED):
     return ["strace", "-f", "-qq", "-T", "-o", path, "-e", "trace=" + calls]
 
@@ -272,14 +289,10 @@ def main():
             print("see_it: strace is not installed (Linux: apt-get install strace)", file=sys.stderr)
             return 2
         command = ["strace", "-f", "-qq", "-e", "trace=" + options.strace] + command
-    env = None
-    if options.short_send:
-        library = short_send_library()
-        if not library:
-            print("see_it: --short-send needs Linux and a C compiler (cc)", file=sys.stderr)
-            return 2
-        env = dict(os.environ, LD_PRELOAD=library, SHORT_SEND=str(options.short_send),
-                   ASAN_OPTIONS=":".join(filter(None, [os.environ.get("ASAN_OPTIONS"), "verify_asan_link_order=0"])))
+    if options.short_send and not short_send_library():
+        print("see_it: --short-send needs Linux and a C compiler (cc)", file=sys.stderr)
+        return 2
+    env = run_env(options.strace, options.short_send)
     try:
         return subprocess.call(command, env=env)
     finally:
