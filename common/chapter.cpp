@@ -1,6 +1,7 @@
 // chapter.cpp - command line, narration and failure reporting for the chapters.
 #include "chapter.h"
 
+#include "diagram.h"
 #include "trace.h"
 
 #include <algorithm>
@@ -31,6 +32,8 @@ void print_usage(const Program& program, FILE* out) {
         "  --scenario NAME[:ARG]  the built-in server's behaviour (default %s; not with HOST)\n"
         "  --trace                print every socket call and its result on stderr\n"
         "  --quiet                no narration (errors are still printed)\n"
+        "  --diagram              after the run, a sequence chart of both sides on stderr\n"
+        "  --mermaid FILE         the same events as a Mermaid sequenceDiagram in FILE\n"
         "  --help                 this text\n",
         program.name, program.summary,
         program.output_and_status
@@ -112,9 +115,20 @@ int parse_command_line(int argc, char** argv, const Program& program, Options& o
             if (inline_value) return usage_error(program, "option --help takes no value");
             print_usage(program, stdout);
             return 0;
-        } else if (name == "trace" || name == "quiet") {
-            if (!is_flag(name == "trace" ? options.trace : options.quiet))
-                return usage_error(program, "option --" + name + " takes no value");
+        } else if (name == "trace" || name == "quiet" || name == "diagram") {
+            bool& flag = name == "trace"   ? options.trace
+                         : name == "quiet" ? options.quiet
+                                           : options.diagram;
+            if (!is_flag(flag)) return usage_error(program, "option --" + name + " takes no value");
+        } else if (name == "mermaid") {
+            if (!take_value() || value.empty())
+                return usage_error(program, "option --mermaid needs a value");
+            options.mermaid_file = value;
+            // Written at the end of the run: a file that cannot be is said now.
+            if (FILE* file = std::fopen(value.c_str(), "w"))
+                std::fclose(file);
+            else
+                return usage_error(program, "--mermaid: cannot write '" + value + "'");
         } else if (name == "path") {
             if (!take_value()) return usage_error(program, "option --path needs a value");
             // The request target is visible ASCII (RFC 9112, 3.2): a space, a
@@ -182,6 +196,8 @@ int parse_command_line(int argc, char** argv, const Program& program, Options& o
         return usage_error(program,
                            "--scenario is for the built-in server; it cannot be used with HOST");
     if (!scenario_given) options.scenario = program.default_scenario;
+    if (options.diagram || !options.mermaid_file.empty())
+        diagram::start(program.name, options.diagram, options.mermaid_file);
     trace::enable(options.trace);
     return -1;
 }
@@ -201,6 +217,7 @@ void narrate(const Options& options, const char* format, ...) {
 }
 
 int report(const Program& program, const Failure& failure) {
+    if (diagram::recording()) diagram::client_failed(failure.what());
     std::fprintf(stderr, "%s: %s\n", program.name, text::terminal_safe(failure.what()).c_str());
     return 1;
 }
@@ -225,6 +242,7 @@ std::unique_ptr<lab::Server> start_builtin_server(Options& options, std::uint64_
     if (!server->start("127.0.0.1", 0, error)) throw Failure("built-in lab server", error);
     options.host = "127.0.0.1";
     options.port = std::to_string(server->port());
+    if (diagram::recording()) diagram::server_started(server->address());
     narrate(options, "no HOST given: started the built-in lab server on %s (scenario %s)",
             server->address().c_str(), options.scenario.c_str());
     return server;

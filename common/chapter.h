@@ -27,6 +27,8 @@ struct Options {
     std::string scenario;  // the built-in server's scenario, "" = the chapter's default
     bool trace = false;
     bool quiet = false;
+    bool diagram = false;      // --diagram: a sequence chart on stderr after the run
+    std::string mermaid_file;  // --mermaid FILE: the same as a Mermaid sequenceDiagram
 };
 
 // An option of one chapter only: "--name VALUE" when value_name is set

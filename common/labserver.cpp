@@ -3,6 +3,8 @@
 // themselves are in labserver_loop.cpp.
 #include "labserver.h"
 
+#include "diagram.h"
+
 #include "text.h"
 
 #include <algorithm>
@@ -191,6 +193,11 @@ void Server::wake_loops() {
 
 void Server::event(const char* kind, const std::string& client, const std::string& text) {
     if (on_event_ && !stopping_) on_event_(kind, client.empty() ? text : client + ": " + text);
+    // --diagram: what the server decided, on its lane (what it read and saw
+    // arrive is recorded where it happens).
+    if (!client.empty() && std::string(kind) != "client FINs" && std::string(kind) != "resets" &&
+        std::string(kind) != "errors")
+        diagram::server_note(client, text);
 }
 
 void Server::wait() {

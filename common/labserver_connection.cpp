@@ -7,6 +7,7 @@
 // socket is ready or the deadline comes (labserver_loop.cpp).
 #include "labserver_loop.h"
 
+#include "diagram.h"
 #include "text.h"
 
 #include <algorithm>
@@ -84,6 +85,7 @@ long Server::receive(Connection& c, char* buffer, std::size_t size) {
         long n = ::recv(c.fd, buffer, static_cast<int>(size), 0);
         int err = net::last_error();
         if (n < 0 && net::is_interrupted(err)) continue;
+        diagram::server_received(c.fd, n, err);
         bool reset = n < 0 && net::is_connection_reset(err);
         if (n > 0) counters_.bytes_read += static_cast<std::uint64_t>(n);
         if (n == 0) {
@@ -197,8 +199,10 @@ void Server::on_deadline(Connection& c) {
             // One try, no waiting: what does not fit in the send buffer is not sent.
             std::string answer =
                 short_answer("408 Request Timeout", "no complete request in time\n");
-            ::send(c.fd, answer.data(), static_cast<int>(answer.size()), net::send_flags);
+            long n = ::send(c.fd, answer.data(), static_cast<int>(answer.size()), net::send_flags);
+            if (n > 0) diagram::server_sent(c.fd, static_cast<std::uint64_t>(n));
             ::shutdown(c.fd, net::shut_wr);
+            diagram::server_shut_down(c.fd);
             c.done = true;
             return;
         }
@@ -362,6 +366,7 @@ void Server::send_some(Connection& c) {
             c.done = true;
             return;
         }
+        diagram::server_sent(c.fd, static_cast<std::uint64_t>(n));
         if (from_out) {
             c.sent += static_cast<std::size_t>(n);
         } else {
@@ -407,6 +412,7 @@ void Server::sent_all(Connection& c) {
 // most drain_bytes read (and dropped), so no client can make us absorb data.
 void Server::finish(Connection& c) {
     ::shutdown(c.fd, net::shut_wr);
+    diagram::server_shut_down(c.fd);
     c.phase = Connection::drain;
     c.taken = 0;
     c.deadline = after(limits_.drain_timeout);

@@ -32,6 +32,8 @@
 // loop from the other end.
 #include "labserver_loop.h"
 
+#include "diagram.h"
+
 #include "text.h"
 
 #include <algorithm>
@@ -179,6 +181,7 @@ void Server::accept_new(Loop& loop) {
 void Server::welcome(Loop& loop, net::socket_t fd, const std::string& client,
                      std::uint64_t number) {
     net::no_sigpipe(fd);
+    diagram::server_accepted(fd, client);
     Connection& c = loop.connections[fd];
     c.fd = fd;
     c.client = client;

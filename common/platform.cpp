@@ -78,6 +78,11 @@ void set_call_reporter(void (*reporter)(const std::string& line)) {
     call_reporter = reporter;
 }
 
+void (*close_watcher)(socket_t) = nullptr;
+void set_close_watcher(void (*watcher)(socket_t fd)) {
+    close_watcher = watcher;
+}
+
 std::string error_name(int err) {
     for (const ErrorName& e : error_names)
         if (e.code == err) return e.name;
@@ -107,6 +112,7 @@ std::string error_text(int err) {
 }
 
 int close_socket(socket_t fd) {
+    if (close_watcher) close_watcher(fd);
     return ::closesocket(fd) == 0 ? 0 : -1;
 }
 
@@ -232,6 +238,7 @@ std::string error_text(int err) {
 int close_socket(socket_t fd) {
     // Never retried on EINTR: on Linux the descriptor is already released
     // then, and a retry could close a descriptor another thread just opened.
+    if (close_watcher) close_watcher(fd);
     return ::close(fd);
 }
 

@@ -116,6 +116,9 @@ std::string error_name(int err);
 
 // close() or closesocket(). Returns 0 or -1 like close().
 int close_socket(socket_t fd);
+// --diagram: a function told of each socket just before close_socket closes it
+// (what it sends, a FIN or an RST, depends on the socket's state then).
+void set_close_watcher(void (*watcher)(socket_t fd));
 
 // Turn O_NONBLOCK (FIONBIO on Windows) on or off. On POSIX this reads the file
 // status flags first and changes only O_NONBLOCK, keeping the others

@@ -1,6 +1,8 @@
-// trace.cpp - where --trace lines go.
+// trace.cpp - where --trace lines go: to stderr with --trace, and to the
+// diagram's record with --diagram or --mermaid (diagram.h), or both.
 #include "trace.h"
 
+#include "diagram.h"
 #include "text.h"
 
 namespace trace {
@@ -9,12 +11,14 @@ bool tracing = false;
 }
 void enable(bool on) {
     tracing = on;
-    net::set_call_reporter(on ? line : nullptr);  // the shim's own calls too
+    // The shim's own calls too.
+    net::set_call_reporter(on || diagram::recording() ? line : nullptr);
 }
 bool enabled() {
-    return tracing;
+    return tracing || diagram::recording();
 }
 void line(const std::string& text) {
     if (tracing) text::print_line("  " + text);
+    diagram::client_call(text);
 }
 }  // namespace trace

@@ -23,9 +23,11 @@
 namespace trace {
 
 void enable(bool on);
+// A line is wanted: printed (--trace), drawn (--diagram, --mermaid), or both.
 bool enabled();
 
-// Write one finished line to stderr (only when tracing is on).
+// One finished line: on stderr with --trace; to the diagram's record when
+// one is kept.
 void line(const std::string& text);
 
 template <class... Args>
