@@ -232,9 +232,13 @@ void closing(net::socket_t fd) {
             add(r, conn, side, Wire::none, "close: nothing is sent (the connection was reset)");
         else if (abort)
             add(r, conn, side, Wire::rst, "close, SO_LINGER {1, 0}");
-        else if (unread > 0 && !(c.fin[client] && c.fin[server]))
+        else if (unread > 0 && !(c.fin[client] && c.fin[server])) {
+            if (side == client) {  // the bytes arrived: the server's send came first
+                c.received[client] += static_cast<std::uint64_t>(unread);
+                receipt(r, conn, client, Wire::data, std::to_string(unread) + " B arrived, unread");
+            }
             add(r, conn, side, Wire::rst, "close, " + std::to_string(unread) + " B unread");
-        else if (unread > 0)  // both FINs are through: the connection is over already
+        } else if (unread > 0)  // both FINs are through: the connection is over already
             add(r, conn, side, Wire::none,
                 "close, " + std::to_string(unread) +
                     " B unread: nothing is sent (both FINs are through)");
