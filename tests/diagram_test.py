@@ -74,8 +74,12 @@ def case_linger0():
     expect(("client", "RST") in arrows and ("client", "FIN") not in arrows,
            "expected an RST from the client and no FIN from it: %s" % arrows, stderr, chart)
     expect(re.search(r"C-xS: RST \([\d.]+ s, close, SO_LINGER \{1, 0\}\)", chart), "the RST is not close's", stderr, chart)
-    expect(re.search(r"Note right of S: [\d.]+ s recv = -1 \w*ECONNRESET", chart),
-           "the server's recv failing with ECONNRESET is not drawn", stderr, chart)
+    # Wine's closesocket does not abort for SO_LINGER {1, 0}: the server reads a
+    # FIN there (the lab's linger-off check is blind under Wine for the same
+    # reason), while the chart draws what Winsock documents. Linux only, then.
+    if not CONTEXT["emulator"]:
+        expect(re.search(r"Note right of S: [\d.]+ s recv = -1 \w*ECONNRESET", chart),
+               "the server's recv failing with ECONNRESET is not drawn", stderr, chart)
     expect("no TIME_WAIT on either side" in stderr, "a reset leaves no TIME_WAIT: not said", stderr)
     expect(re.search(r"close, SO_LINGER .*-+ RST -+x", stderr), "the text chart has no client RST arrow", stderr)
 
@@ -100,7 +104,9 @@ def case_hello():
     expect(arrows == [("client", "SYN"), ("server", "SYN-ACK"), ("client", "ACK"), ("client", "60 B"),
                       ("server", "127 B"), ("server", "FIN"), ("client", "FIN")],
            "expected SYN, SYN-ACK, ACK, 60 B, 127 B, their FIN, ours: %s" % arrows, stderr, chart)
-    expect("server in TIME_WAIT" in stderr, "the server's FIN went first: TIME_WAIT is the server's", stderr)
+    # (Under Wine, slower, the two FINs' calls can overlap: then the chart says they crossed.)
+    expect("server in TIME_WAIT" in stderr or "the FINs crossed" in stderr,
+           "the server's FIN went first: TIME_WAIT is the server's", stderr)
 
 
 def case_big_is_a_few_lines():
@@ -121,7 +127,7 @@ def case_timeout_wait():
     """A wait that ran out is drawn (silent server, --timeout 0.3)."""
     status, stderr, chart = run("chapter1", ["--scenario", "silent", "--timeout", "0.3"])
     expect(status == 1, "exit %d, expected 1" % status, stderr)
-    expect(re.search(r"recv = -1 (EAGAIN|EWOULDBLOCK|WSAETIMEDOUT)", stderr), "the recv that timed out is not drawn", stderr)
+    expect(re.search(r"recv = -1\s+(EAGAIN|EWOULDBLOCK|WSAETIMEDOUT)", stderr), "the recv that timed out is not drawn", stderr)
     expect(re.search(r"error: recv: no data for 0\.3 s", stderr), "the error is not drawn", stderr)
 
 
