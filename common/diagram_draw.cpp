@@ -323,10 +323,15 @@ void draw() {
     };
     for (std::size_t conn = 0; conn < r.conns.size(); ++conn) {
         std::string how = ending(r.conns[conn]);
-        int fin_groups[2] = {-1, -1};
+        int fin_groups[2] = {-1, -1}, first_fin = -1;  // in drawing order, not recording order
         for (const Event& e : events)
-            if (e.conn == static_cast<int>(conn) && e.wire == Wire::fin)
+            if (e.conn == static_cast<int>(conn) && e.wire == Wire::fin) {
                 fin_groups[e.side] = e.group;
+                if (first_fin < 0) first_fin = e.side;
+            }
+        if (first_fin >= 0 && how.find("TIME_WAIT (its FIN") != std::string::npos)
+            how = std::string(first_fin == client ? "client" : "server") +
+                  " in TIME_WAIT (its FIN went first)";
         if (!how.empty() && fin_groups[0] > 0 && fin_groups[0] == fin_groups[1])
             how =
                 "the FINs crossed: the side whose FIN went first is in TIME_WAIT (both, if "
