@@ -143,14 +143,24 @@ void client_connects(Recorder& r, const Call& call) {
     r.fds[client][fd] = conn;
     r.last_client_conn = conn;
     c.syn = true;
-    add(r, conn, client, Wire::syn, "connect");
-    if (call.result == 0 || c.accepted) {
-        establish(r, conn);
-    } else if (error_is(call, "REFUSED")) {
+    bool refused = error_is(call, "REFUSED");
+    // EINPROGRESS: connect returned before the SYN-ACK, even where the server's
+    // accept was recorded first (the client's line comes after the call).
+    add(r, conn, client, Wire::syn,
+        call.result == 0 || refused ? "connect" : "connect = -1 " + call.error);
+    if (refused)
         add(r, conn, server, Wire::rst, r.server_address.empty() ? "nothing listens" : "");
-    } else {
-        add(r, conn, client, Wire::none, "connect = -1 " + call.error);
-    }
+    else if (call.result == 0 || c.accepted)
+        establish(r, conn);
+}
+
+// Data reaching a client that has shut its reading side and sent its FIN is
+// answered with an RST by Linux (RFC 1122's rule for data after SHUT_RD).
+void reset_if_refused(Recorder& r, int conn) {
+    Connection& c = r.conns[conn];
+    if (c.reached_before_shut >= 0 && !c.reset &&
+        c.sent[server] > static_cast<std::uint64_t>(c.reached_before_shut))
+        add(r, conn, client, Wire::rst, "(reading shut: the kernel answers)");
 }
 
 void client_sees(Recorder& r, const Call& call) {
@@ -206,6 +216,13 @@ void client_sees(Recorder& r, const Call& call) {
             add(r, conn, client, Wire::fin, what);
         else
             add(r, conn, client, Wire::none, what + (writing_ends ? "" : ": nothing is sent"));
+        if (c.shut_rd && c.fin[client] && c.reached_before_shut < 0) {
+            long waiting = net::bytes_waiting(
+                static_cast<net::socket_t>(std::strtoull(call.first.c_str(), nullptr, 10)));
+            c.reached_before_shut =
+                static_cast<long long>(c.received[client]) + (waiting > 0 ? waiting : 0);
+            reset_if_refused(r, conn);  // the server's send was recorded first
+        }
     }
 }
 
@@ -219,6 +236,13 @@ void closing(net::socket_t fd) {
     bool abort =
         ::getsockopt(fd, SOL_SOCKET, SO_LINGER, reinterpret_cast<char*>(&how), &size) == 0 &&
         how.l_onoff != 0 && how.l_linger == 0;
+    // An RST that reached this socket and no call has reported yet: the peer's
+    // record of it may come later (its kernel answered data on its own).
+    int pending = 0;
+    size = sizeof pending;
+    bool was_reset =
+        ::getsockopt(fd, SOL_SOCKET, SO_ERROR, reinterpret_cast<char*>(&pending), &size) == 0 &&
+        net::is_connection_reset(pending);
     Recorder& r = recorder();
     std::lock_guard<std::mutex> lock(r.mutex);
     for (Side side : {client, server}) {
@@ -228,8 +252,8 @@ void closing(net::socket_t fd) {
         r.fds[side].erase(found);
         Connection& c = r.conns[conn];
         c.closed[side] = true;
-        if (c.reset)
-            add(r, conn, side, Wire::none, "close: nothing is sent (the connection was reset)");
+        if (c.reset || was_reset)
+            receipt(r, conn, side, Wire::rst, "close: nothing is sent (the connection was reset)");
         else if (abort)
             add(r, conn, side, Wire::rst, "close, SO_LINGER {1, 0}");
         else if (unread > 0 && !(c.fin[client] && c.fin[server])) {
@@ -339,6 +363,8 @@ void server_sent(net::socket_t fd, std::uint64_t bytes) {
     // (bytes the client read before closing were recorded late, not unread).
     if (c.closed[client] && !c.reset && c.sent[server] > c.received[client])
         add(r, conn, client, Wire::rst, "(closed: the kernel answers)");
+    else
+        reset_if_refused(r, conn);
 }
 
 void server_shut_down(net::socket_t fd) {

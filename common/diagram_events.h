@@ -57,6 +57,10 @@ struct Connection {
     bool fin[2] = {false, false}, closed[2] = {false, false};
     bool syn = false, established = false, accepted = false, reset = false;
     bool shut_rd = false;
+    // Once the client has shut its reading side and sent its FIN (SHUT_RDWR),
+    // Linux answers data that arrives with an RST: the bytes that reached its
+    // socket before then (read or waiting), or -1 before the shutdown.
+    long long reached_before_shut = -1;
     int first_fin = -1;
     std::vector<Waiting> waiting[2];  // receipts of side s waiting for the other's arrow
 };

@@ -444,19 +444,37 @@ def list_checks(lab):
 def need_tools(options):
     if options.emulator:
         raise Skipped("the templates are shell scripts that build with make and g++: they run in the Linux suite")
-    for tool in ("bash", "make", "git", os.environ.get("CXX", "g++")):
+    for tool in ("bash", "make", os.environ.get("CXX", "g++")):
         if not shutil.which(tool):
             raise Skipped("no %s here" % tool)
 
 
+# What a teacher's copy leaves out where git cannot say (.gitignore's entries).
+NOT_COPIED = re.compile(r"^(\.git|build|build-.*|wineprefix|chapter\d+|labserver|lab\d+)$|\.exe$|"
+                        r"(^|/)(__pycache__|node_modules)$")
+
+
+def repository_files():
+    """The files a teacher's copy holds: those git tracks, and those it would
+    (new, not ignored); without git or a checkout (an unpacked archive), the
+    tree less .gitignore's build outputs."""
+    if shutil.which("git"):
+        listed = subprocess.run(["git", "-c", "safe.directory=*", "-C", ROOT, "ls-files", "--cached", "--others",
+                                 "--exclude-standard", "-z"], stdout=subprocess.PIPE, stderr=subprocess.DEVNULL)
+        if listed.returncode == 0:
+            return list(filter(None, listed.stdout.decode().split("\0")))
+    found = []
+    for folder, subfolders, files in os.walk(ROOT):
+        relative = os.path.relpath(folder, ROOT)
+        relative = "" if relative == "." else relative + "/"
+        subfolders[:] = [d for d in subfolders if not NOT_COPIED.search(relative + d)]
+        found += [relative + f for f in files if not NOT_COPIED.search(relative + f)]
+    return found
+
+
 def copy_repository(destination):
-    """The repository's files as a teacher's copy holds them: those git
-    tracks, and those it would (new, not ignored), as they are on disk."""
-    listed = subprocess.run(["git", "-C", ROOT, "ls-files", "--cached", "--others", "--exclude-standard", "-z"],
-                            stdout=subprocess.PIPE, stderr=subprocess.PIPE)
-    if listed.returncode != 0:
-        raise Skipped("%s is not a git checkout: %s" % (ROOT, listed.stderr.decode(errors="replace").strip()))
-    for relative in filter(None, listed.stdout.decode().split("\0")):
+    """The repository's files as a teacher's copy holds them, as they are on disk."""
+    for relative in repository_files():
         source = os.path.join(ROOT, relative)
         if not os.path.isfile(source):
             continue  # deleted in the working tree
