@@ -13,6 +13,8 @@ REQUIRED_FLAGS := -std=c++17 -Wall -Wextra -Werror -pthread -Icommon
 # The lab server waits with epoll on Linux, with poll elsewhere (common/waiter.h): one of
 # the two waiter_*.cpp is compiled.
 OTHER_WAITER := $(if $(filter Linux,$(shell uname -s)),common/waiter_poll.cpp,common/waiter_epoll.cpp)
+# Chapter 6 waits with its own poller_epoll.cpp on Linux, poller_poll.cpp elsewhere.
+POLLER := $(if $(filter Linux,$(shell uname -s)),epoll,poll)
 COMMON_SRC := $(filter-out common/labserver_main.cpp $(OTHER_WAITER),$(wildcard common/*.cpp))
 COMMON_HDR := $(wildcard common/*.h)
 # Headers beside a chapter or a starter (chapter 1's connect.h, which chapter 4 includes too).
@@ -45,8 +47,8 @@ $(COMMON_LIB): $(COMMON_OBJ)
 
 # One rule per chapter folder found, so a new chapter needs no edit here.
 define chapter_rule
-$(basename $(notdir $(1))): $(1) $$(COMMON_LIB) $$(COMMON_HDR) $$(CHAPTER_HDR)
-	$$(CXX) $$(REQUIRED_FLAGS) $$(CPPFLAGS) $$(CXXFLAGS) -o $$@ $(1) $$(COMMON_LIB) $$(LDFLAGS) $$(LDLIBS)
+$(basename $(notdir $(1))): $(1) $$(COMMON_LIB) $$(COMMON_HDR) $$(CHAPTER_HDR) $(wildcard $(dir $(1))poller_$(POLLER).cpp)
+	$$(CXX) $$(REQUIRED_FLAGS) $$(CPPFLAGS) $$(CXXFLAGS) -o $$@ $(1) $(wildcard $(dir $(1))poller_$(POLLER).cpp) $$(COMMON_LIB) $$(LDFLAGS) $$(LDLIBS)
 endef
 $(foreach src,$(CHAPTER_SRC),$(eval $(call chapter_rule,$(src))))
 
@@ -57,8 +59,8 @@ $(foreach src,$(CHAPTER_SRC),$(eval $(call chapter_rule,$(src))))
 # servers: ./labserver. FORMAT, RESULTS, CHECK and POINTS pass on to the
 # grader's --format, --results, --check and --points (tests/labcheck.py).
 define lab_rule
-$(subst chapter,lab,$(basename $(notdir $(1)))): $(1) $$(COMMON_LIB) $$(COMMON_HDR) $$(CHAPTER_HDR)
-	$$(CXX) $$(REQUIRED_FLAGS) $$(LAB_FLAGS) $$(CPPFLAGS) $$(CXXFLAGS) -o $$@ $(1) $$(COMMON_LIB) $$(LDFLAGS) $$(LDLIBS)
+$(subst chapter,lab,$(basename $(notdir $(1)))): $(1) $$(COMMON_LIB) $$(COMMON_HDR) $$(CHAPTER_HDR) $(wildcard $(dir $(1))../poller_$(POLLER).cpp)
+	$$(CXX) $$(REQUIRED_FLAGS) $$(LAB_FLAGS) -I$(dir $(1)).. $$(CPPFLAGS) $$(CXXFLAGS) -o $$@ $(1) $(wildcard $(dir $(1))../poller_$(POLLER).cpp) $$(COMMON_LIB) $$(LDFLAGS) $$(LDLIBS)
 check-$(subst chapter,lab,$(basename $(notdir $(1)))): $$(if $$(filter-out ./$(subst chapter,lab,$(basename $(notdir $(1)))) $(subst chapter,lab,$(basename $(notdir $(1)))),$$(PROGRAM)),,$(subst chapter,lab,$(basename $(notdir $(1))))) $$(if $$(EMULATOR),,labserver)
 	$$(PYTHON) tests/labcheck.py --lab $(patsubst chapter%,%,$(basename $(notdir $(1)))) --program "$$(or $$(PROGRAM),./$(subst chapter,lab,$(basename $(notdir $(1)))))" $$(GRADER_OPTIONS)
 endef

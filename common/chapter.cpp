@@ -6,6 +6,7 @@
 
 #include <algorithm>
 #include <cerrno>
+#include <cinttypes>
 #include <cmath>
 #include <cstdarg>
 #include <cstdlib>
@@ -305,6 +306,22 @@ void set_wait_limit(const Options& options, net::socket_t fd, int option, bool f
     if (!first && limit >= options.timeout) return;  // the socket keeps --timeout
     traced(net::set_timeout_option(fd, option, limit), "setsockopt", fd,
            option == SO_RCVTIMEO ? "SO_RCVTIMEO" : "SO_SNDTIMEO", seconds_text(limit));
+}
+
+void make_room_for(const Options& options, std::size_t count, std::uint64_t needed) {
+    net::DescriptorLimit limit = net::raise_descriptor_limit(needed);
+    if (limit.now != 0 && needed > limit.before && limit.now > limit.before)
+        narrate(options,
+                "descriptor limit %" PRIu64 " (raised from %" PRIu64
+                "): %zu connections need about %" PRIu64,
+                limit.now, limit.before, count, needed);
+    if (limit.now != 0 && needed > limit.now)
+        narrate(options,
+                "descriptor limit %" PRIu64
+                " (as far as it could be raised: ulimit -Hn, on macOS "
+                "kern.maxfilesperproc): %zu connections need about %" PRIu64
+                "; those past it fail in socket() with EMFILE",
+                limit.now, count, needed);
 }
 
 }  // namespace chapter

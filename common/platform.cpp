@@ -175,6 +175,9 @@ bool is_in_progress(int err) {
 bool is_interrupted(int err) {
     return err == WSAEINTR;
 }
+bool is_out_of_descriptors(int err) {
+    return err == WSAEMFILE || err == WSAENOBUFS;
+}
 bool is_timed_out(int err) {
     return err == WSAETIMEDOUT;
 }
@@ -316,6 +319,9 @@ bool is_in_progress(int err) {
 bool is_interrupted(int err) {
     return err == EINTR;
 }
+bool is_out_of_descriptors(int err) {
+    return err == EMFILE || err == ENFILE;
+}
 bool is_timed_out(int err) {
     return err == EAGAIN || err == EWOULDBLOCK;
 }
@@ -361,12 +367,19 @@ Startup::~Startup() {}
 
 #endif
 
-DescriptorLimit raise_descriptor_limit() {
+DescriptorLimit raise_descriptor_limit(std::uint64_t needed) {
     DescriptorLimit limit;
 #ifndef _WIN32
     rlimit files{};
     if (::getrlimit(RLIMIT_NOFILE, &files) != 0) return limit;
     limit.before = limit.now = files.rlim_cur;
+    // A hard limit below `needed` can be raised by root (CAP_SYS_RESOURCE on
+    // Linux, up to fs.nr_open); anyone else is refused (EPERM), and keeps it.
+    if (files.rlim_max != RLIM_INFINITY && files.rlim_max < needed) {
+        rlimit more = files;
+        more.rlim_max = static_cast<rlim_t>(needed);
+        if (::setrlimit(RLIMIT_NOFILE, &more) == 0) files = more;
+    }
     rlim_t wanted = files.rlim_max;
 #ifdef __APPLE__
     // macOS reports an unlimited hard limit, but its setrlimit refuses a soft
@@ -391,6 +404,8 @@ DescriptorLimit raise_descriptor_limit() {
         if (::setrlimit(RLIMIT_NOFILE, &files) != 0) return limit;
         if (::getrlimit(RLIMIT_NOFILE, &files) == 0) limit.now = files.rlim_cur;
     }
+#else
+    (void)needed;
 #endif
     return limit;
 }

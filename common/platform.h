@@ -16,6 +16,7 @@
 //   is_would_block                      EAGAIN, EWOULDBLOCK            WSAEWOULDBLOCK
 //   is_in_progress (a connect)          EINPROGRESS                    WSAEWOULDBLOCK, WSAEINPROGRESS
 //   is_interrupted                      EINTR                          WSAEINTR
+//   is_out_of_descriptors               EMFILE, ENFILE                 WSAEMFILE, WSAENOBUFS
 //   is_timed_out (SO_RCVTIMEO ran out)  EAGAIN, EWOULDBLOCK            WSAETIMEDOUT
 //   set_nonblocking, _untraced          fcntl(F_SETFL, O_NONBLOCK)     ioctlsocket(FIONBIO)
 //   Startup                             ignore SIGPIPE                 WSAStartup(), binary stdout
@@ -175,10 +176,11 @@ int poll_many(pollfd_t* fds, std::size_t count, int timeout_ms);
 int set_nonblocking_untraced(socket_t fd);
 
 // The error classes that the platforms spell differently.
-bool is_would_block(int err);  // EAGAIN, EWOULDBLOCK / WSAEWOULDBLOCK
-bool is_in_progress(int err);  // EINPROGRESS / WSAEWOULDBLOCK (a connect under way)
-bool is_interrupted(int err);  // EINTR / WSAEINTR
-bool is_timed_out(int err);    // what a kernel timeout (SO_RCVTIMEO) reports: EAGAIN / WSAETIMEDOUT
+bool is_would_block(int err);         // EAGAIN, EWOULDBLOCK / WSAEWOULDBLOCK
+bool is_in_progress(int err);         // EINPROGRESS / WSAEWOULDBLOCK (a connect under way)
+bool is_interrupted(int err);         // EINTR / WSAEINTR
+bool is_out_of_descriptors(int err);  // EMFILE, ENFILE / WSAEMFILE, WSAENOBUFS
+bool is_timed_out(int err);  // what a kernel timeout (SO_RCVTIMEO) reports: EAGAIN / WSAETIMEDOUT
 
 // Can select() watch `fd` as well as `watched` other sockets? "" when it
 // can; else why not. POSIX fd_sets are bitmaps of FD_SETSIZE bits: fd must be
@@ -210,13 +212,14 @@ void set_call_reporter(void (*reporter)(const std::string& line));
 
 // How many descriptors this process may open, after raising the soft
 // RLIMIT_NOFILE to the hard limit (POSIX; on macOS at most the sysctl
-// kern.maxfilesperproc, the most its setrlimit accepts). `before` is the soft
+// kern.maxfilesperproc, the most its setrlimit accepts), and the hard limit
+// first to `needed` where the process may (root). `before` is the soft
 // limit we found, `now` the one in force afterwards, as getrlimit reads it.
 // Windows has no such limit for sockets: both are 0 there.
 struct DescriptorLimit {
     std::uint64_t before = 0, now = 0;
 };
-DescriptorLimit raise_descriptor_limit();
+DescriptorLimit raise_descriptor_limit(std::uint64_t needed = 0);
 
 // WSAStartup()/WSACleanup() on Windows; also puts stdout in binary mode there,
 // so the bytes we copy from the socket reach it unchanged. On POSIX: ignore

@@ -69,6 +69,9 @@ RUN_ORDER = {
     "5": "A run reaches them in the order 5, 1, 2, 3 (with --wait\n"
          "// select: 4, 1, 2, 3). In the event loop a step not written ends only the\n"
          "// connection that reached it.",
+    "6": "A run reaches them in the order 1, 4, 2 (3 only when a\n"
+         "// deadline passes). A step not written in a connection's callback ends\n"
+         "// only that connection; step 4 is the loop's own turn.",
 }
 
 HEADER_OF_HEADER = """\

@@ -12,6 +12,7 @@ CLAIM` runs one. Linux only. Exit: 0 pass, 1 fail, 77 skip. Under CI=true a
 missing strace, or ptrace refused, is a failure, not a skip.
 """
 import argparse
+import copy
 import os
 import re
 import select
@@ -32,8 +33,12 @@ EMULATED = False
 # The calls that matter for sockets. strace names them as the kernel does:
 # recv() is recvfrom, send() is sendto, and select() is pselect6 with glibc
 # 2.33 and later, the select system call with older glibc on x86-64 (both are
-# traced, so a filter on one alone cannot miss the wait).
-TRACED = "trace=%network,poll,ppoll,select,pselect6,ioctl,fcntl,close,rt_sigaction"
+# traced, so a filter on one alone cannot miss the wait). selectors and
+# asyncio wait with epoll (epoll_pwait traced with epoll_wait, in the same
+# spirit); eventfd2 is traced to see that asyncio's wake-up is a socketpair
+# (in %network), not an eventfd.
+TRACED = ("trace=%network,poll,ppoll,select,pselect6,ioctl,fcntl,close,rt_sigaction,"
+          "epoll_create1,epoll_ctl,epoll_wait,epoll_pwait,eventfd2")
 # The traced lines start and end at these two harmless, failing calls, so the
 # interpreter's own start-up and exit are left out.
 BEGIN, END = 9901, 9902
@@ -89,6 +94,24 @@ class Trace:
         return [c for c in self.calls if re.search(pattern, c)]
 
 
+def whole_calls(calls):
+    """The calls with each "X(... <unfinished ...>" joined to its "<... X
+    resumed>...", where it resumed (strace -f splits a call that another
+    thread's call overlaps)."""
+    joined, pending = [], {}
+    for c in calls:
+        start = re.match(r"^(\w+)\((.*) <unfinished \.\.\.>$", c)
+        resumed = re.match(r"^<\.\.\. (\w+) resumed>(.*)$", c)
+        if start:
+            pending[start.group(1)] = c[:-len(" <unfinished ...>")].rstrip()
+        elif resumed and resumed.group(1) in pending:
+            head = pending.pop(resumed.group(1))  # "f(a," or "f(a, b"
+            joined.append(head + (" " if head.endswith(",") else "") + resumed.group(2))
+        else:
+            joined.append(c)
+    return joined
+
+
 def strace_or_skip():
     path = shutil.which("strace")
     if not path:
@@ -104,14 +127,46 @@ def normalise(line):
     line = re.sub(r"sin6?_port=htons\(\d+\)", "sin_port=htons(PORT)", line)
     line = re.sub(r"0x[0-9a-f]+", "ADDR", line)
     line = re.sub(r"\)\s+= ", ") = ", line)  # strace pads short calls into a column
+    # epoll_event.data is a union: the selectors use u32 (the descriptor);
+    # u64 shows the rest of it too, which varies from run to run.
+    line = re.sub(r"(data=\{u32=\d+), u64=\d+\}", r"\1, u64=...}", line)
     return line.rstrip()
 
 
-def run_traced(snippet, peer_port):
-    """Run PRELUDE + snippet (with PORT defined) under strace; return a Trace."""
+# Where a descriptor stands in a call, so that a count or a length that
+# happens to be the same number (a 4-byte option, 16-byte address) stays.
+DESCRIPTOR_PLACES = [
+    r"^(\w+\()%s(?=[,)])",                                          # the first argument
+    r"^((?:socket|accept4?|epoll_create1|eventfd2|dup[23]?)\(.*\) = )%s$",  # a new descriptor
+    r"(EPOLL_CTL_[A-Z]+, )%s(?=,)",                                 # epoll_ctl's descriptor
+    r"((?:u32|fd)=)%s(?![\d])",                                     # epoll_event, pollfd
+    r"^(socketpair\(.*\[)%s(?=[,\]])",                              # socketpair's first...
+    r"^(socketpair\(.*\[\w+, )%s(?=\])",                            # ...and second
+    r"^((?:pselect6|select)\(.*\[(?:\d+ )*)%s(?=[ \]])",            # in select's sets
+]
+
+
+def name_descriptor(calls, number, name):
+    """Each call with descriptor `number` written `name` where it stands for a descriptor."""
+    named = []
+    for c in calls:
+        for place in DESCRIPTOR_PLACES:
+            while True:  # a select set may hold it more than once ([3] in, [3] out)
+                c, n = re.subn(place % number, lambda m: m.group(1) + name, c)
+                if not n:
+                    break
+        named.append(c)
+    return named
+
+
+def run_traced(snippet, peer_port, setup="", pair=("PAIR0", "PAIR1")):
+    """Run PRELUDE + setup + snippet (with PORT defined) under strace; return a
+    Trace. `setup` runs before the first marker (imports, so their own calls
+    are left out). Descriptors are named: the first socket() the snippet made
+    is FD, the first epoll_create1() EPFD, the first socketpair() `pair`."""
     strace = strace_or_skip()
-    source = PRELUDE + "PORT = %d\nprint(sys.version.split()[0], file=sys.stderr)\nmark(%d)\n%s\nmark(%d)\n" % (
-        peer_port, BEGIN, snippet, END)
+    source = PRELUDE + "%s\nPORT = %d\nprint(sys.version.split()[0], file=sys.stderr)\nmark(%d)\n%s\nmark(%d)\n" % (
+        setup, peer_port, BEGIN, snippet, END)
     with tempfile.TemporaryDirectory() as directory:
         out = os.path.join(directory, "trace")
         done = subprocess.run([strace, "-f", "-qq", "-e", TRACED, "-o", out, sys.executable, "-c", source],
@@ -125,12 +180,13 @@ def run_traced(snippet, peer_port):
         with open(out) as f:
             lines = [normalise(l) for l in f if l.strip()]
     trace = Trace(lines, stderr)
-    # Name the descriptor: the first socket the snippet made is FD.
-    made = [re.search(r"^socket\(.*\) = (\d+)$", c) for c in trace.calls]
-    made = [m.group(1) for m in made if m]
-    if made:
-        fd = made[0]
-        trace.calls = [re.sub(r"(?<![\d])%s(?![\d])" % fd, "FD", c) for c in trace.calls]
+    for made, names in ((r"^socket\(.*\) = (\d+)$", ("FD",)),
+                        (r"^epoll_create1\(.*\) = (\d+)$", ("EPFD",)),
+                        (r"^socketpair\(.*\[(\d+), (\d+)\]\) = 0$", pair)):
+        found = [m for m in (re.search(made, c) for c in trace.calls) if m]
+        if found:
+            for number, name in zip(found[0].groups(), names):
+                trace.calls = name_descriptor(trace.calls, number, name)
     print("CPython %s; calls between the markers:\n%s" % (stderr.splitlines()[0] if stderr else "?", trace.show()))
     expect(done.returncode == 0, "the snippet failed (exit %d):\n%s" % (done.returncode, stderr[-2000:]))
     return trace
@@ -398,6 +454,161 @@ s.close()"""
     t.in_order(r"^pselect6\(\d+, \[FD\], NULL, NULL, \{tv_sec=0, tv_nsec=0\}, NULL\) = 0 \(Timeout\)$",
                r"^pselect6\(\d+, \[FD\], NULL, NULL, \{tv_sec=0, tv_nsec=250000000\}, NULL\) = 0 \(Timeout\)$")
     t.none(r"^select\(", "%s: select() made the select system call, not pselect6" % glibc)
+
+
+# An epoll wait's last arguments: epoll_wait(epfd, events, maxevents, timeout),
+# and epoll_pwait adds (sigmask, size), NULL here.
+EPOLL_WAIT = r"^epoll_p?wait\(EPFD, %s, %s(, NULL, \d+)?\) = %s$"
+
+
+def epoll_event(events, fd):
+    return r"\{events=%s, data=\{u32=%s, u64=\.\.\.\}\}" % (events, fd)
+
+
+@claim("python-selectors-is-epoll")
+def selectors_is_epoll():
+    # DefaultSelector on Linux is EpollSelector (CPython Lib/selectors.py:
+    # read): register/modify/unregister are epoll_ctl ADD/MOD/DEL, select()
+    # one epoll_wait, level-triggered (no EPOLLET). Its timeout is in ms,
+    # rounded up: math.ceil(timeout * 1e3) * 1e-3 seconds (EpollSelector.select),
+    # which select.epoll.poll() makes milliseconds again, rounding up once
+    # more. 0.0001 s is 1 ms; 0.009 s is 10 ms, as 9 * 1e-3 is
+    # 0.009000000000000001 in floating point, a hair over 9 ms.
+    snippet = """sel = selectors.DefaultSelector()
+print(type(sel).__name__, file=sys.stderr)
+s = socket.socket()
+s.connect(('127.0.0.1', PORT))
+sel.register(s, selectors.EVENT_READ)
+sel.select(timeout=0.25)
+sel.modify(s, selectors.EVENT_READ | selectors.EVENT_WRITE)
+sel.select(timeout=0.0001)
+sel.select(timeout=0.009)
+sel.unregister(s)
+sel.close()
+s.close()"""
+    with LabServer("hello") as lab:  # it waits for a request: nothing to read
+        t = run_traced(snippet, lab.port, setup="import selectors")
+    expect("EpollSelector" in t.stderr, "DefaultSelector is not EpollSelector:\n" + t.stderr)
+    writable = r"\[%s\]" % epoll_event("EPOLLOUT", "FD")
+    t.in_order(r"^epoll_create1\(EPOLL_CLOEXEC\) = EPFD$",
+               r"^socket\(.*\) = FD$",
+               r"^connect\(FD, .*\) = 0$",
+               r"^epoll_ctl\(EPFD, EPOLL_CTL_ADD, FD, %s\) = 0$" % epoll_event("EPOLLIN", "FD"),
+               EPOLL_WAIT % (r"\[\]", "1, 250", "0"),
+               r"^epoll_ctl\(EPFD, EPOLL_CTL_MOD, FD, %s\) = 0$" % epoll_event(r"EPOLLIN\|EPOLLOUT", "FD"),
+               EPOLL_WAIT % (writable, "1, 1", "1"),
+               EPOLL_WAIT % (writable, "1, 10", "1"),  # writable again: level-triggered
+               r"^epoll_ctl\(EPFD, EPOLL_CTL_DEL, FD, ADDR\) = 0$",
+               r"^close\(EPFD\) = 0$",
+               r"^close\(FD\) = 0$")
+    t.none(r"EPOLLET", "a selector's epoll is level-triggered")
+    t.none(r"^(poll|ppoll|pselect6|select)\(", "EpollSelector waits only with epoll_wait")
+    expect(len(t.all(r"^epoll_p?wait\(")) == 3, "one epoll_wait per select():\n" + t.show())
+
+
+@claim("python-asyncio-open-connection")
+def asyncio_open_connection():
+    # asyncio.run() and open_connection(), on the default (selector) event
+    # loop: an EpollSelector, a socketpair as the self-pipe (SSOCK is
+    # asyncio's _ssock, registered for reading; CSOCK its _csock), a
+    # non-blocking connect waited for with EPOLLOUT and no timeout (-1),
+    # SO_ERROR, then the writer removed (DEL: EPOLLOUT was its only event)
+    # and the socket added again for reading (CPython
+    # Lib/asyncio/selector_events.py, _sock_connect, _remove_writer,
+    # _add_reader: read). The request goes straight out with send; the
+    # response is read when epoll_wait says EPOLLIN, until recv returns 0.
+    snippet = """async def main():
+    reader, writer = await asyncio.open_connection('127.0.0.1', PORT)
+    writer.write(%s)
+    data = b''
+    while True:
+        chunk = await reader.read(65536)
+        if not chunk:
+            break
+        data += chunk
+    writer.close()
+    await writer.wait_closed()
+    print('read %%d bytes: %%r' %% (len(data), data[:15]), file=sys.stderr)
+asyncio.run(main())""" % REQUEST
+    with LabServer("hello") as lab:
+        t = run_traced(snippet, lab.port, setup="import asyncio", pair=("SSOCK", "CSOCK"))
+    expect("b'HTTP/1.1 200 OK'" in t.stderr, "no response read:\n" + t.stderr)
+    t.in_order(r"^epoll_create1\(EPOLL_CLOEXEC\) = EPFD$",
+               r"^socketpair\(AF_UNIX, SOCK_STREAM\|SOCK_CLOEXEC, 0, \[SSOCK, CSOCK\]\) = 0$",
+               r"^ioctl\(SSOCK, FIONBIO, \[1\]\) = 0$",
+               r"^ioctl\(CSOCK, FIONBIO, \[1\]\) = 0$",
+               r"^epoll_ctl\(EPFD, EPOLL_CTL_ADD, SSOCK, %s\) = 0$" % epoll_event("EPOLLIN", "SSOCK"),
+               r"^socket\(AF_INET, SOCK_STREAM\|SOCK_CLOEXEC, IPPROTO_TCP\) = FD$",
+               r"^ioctl\(FD, FIONBIO, \[1\]\) = 0$",
+               r"^connect\(FD, .*\) = -1 EINPROGRESS",
+               r"^epoll_ctl\(EPFD, EPOLL_CTL_ADD, FD, %s\) = 0$" % epoll_event("EPOLLOUT", "FD"),
+               EPOLL_WAIT % (r"\[%s\]" % epoll_event("EPOLLOUT", "FD"), r"\d+, -1", "1"),
+               r"^getsockopt\(FD, SOL_SOCKET, SO_ERROR, \[0\], \[4\]\) = 0$",
+               # Reported writable once more (level-triggered): the writer
+               # goes in a callback of the connect's future, one turn later.
+               EPOLL_WAIT % (r"\[%s\]" % epoll_event("EPOLLOUT", "FD"), r"\d+, 0", "1"),
+               r"^epoll_ctl\(EPFD, EPOLL_CTL_DEL, FD, ADDR\) = 0$",
+               r"^setsockopt\(FD, SOL_TCP, TCP_NODELAY, \[1\], 4\) = 0$",
+               r"^epoll_ctl\(EPFD, EPOLL_CTL_ADD, FD, %s\) = 0$" % epoll_event("EPOLLIN", "FD"),
+               r'^sendto\(FD, "GET / HTTP/1\.1\\r\\n.*, 48, 0, NULL, 0\) = 48$',
+               EPOLL_WAIT % (r"\[%s\]" % epoll_event("EPOLLIN", "FD"), r"\d+, -1", "1"),
+               r'^recvfrom\(FD, "HTTP/1\.1 200 OK\\r\\n.*, 0, NULL, NULL\) = \d+$',
+               r'^recvfrom\(FD, "", \d+, 0, NULL, NULL\) = 0$',
+               r"^epoll_ctl\(EPFD, EPOLL_CTL_DEL, FD, ADDR\) = 0$",
+               r"^close\(FD\) = 0$",
+               r"^epoll_ctl\(EPFD, EPOLL_CTL_DEL, SSOCK, ADDR\) = 0$",
+               r"^close\(SSOCK\) = 0$",
+               r"^close\(CSOCK\) = 0$",
+               r"^close\(EPFD\) = 0$")
+    t.none(r"^eventfd2\(", "asyncio's self-pipe is a socketpair, not an eventfd")
+    t.none(r"EPOLLET|EPOLL_CTL_MOD", "the writer is removed (DEL) and the reader added (ADD), level-triggered")
+    t.none(r"^(poll|ppoll|pselect6|select)\(", "the event loop waits only with epoll_wait")
+    expect(len(t.all(r"^epoll_ctl\(EPFD, EPOLL_CTL_ADD, FD, \{events=EPOLLOUT")) == 1,
+           "EPOLLOUT only for the connect; the request went straight out:\n" + t.show())
+    # reader.read(65536) takes from the stream's buffer; the transport's recv
+    # asks for its own size (max_size, 256 KiB in 3.11's selector_events.py).
+    sizes = {int(m.group(1)) for m in (re.search(r"^recvfrom\(FD, .*, (\d+), 0, NULL, NULL\)", c) for c in t.calls) if m}
+    expect(sizes and 65536 not in sizes, "the transport's recv asked for %s, not its own size" % sizes)
+    print("recv sizes: %s" % sorted(sizes))
+
+
+@claim("python-asyncio-wakeup-is-self-pipe")
+def asyncio_wakeup_is_self_pipe():
+    # call_soon_threadsafe() from another thread wakes the loop's epoll_wait
+    # (no timeout: nothing else to do) by sending one byte, b"\0", into the
+    # self-pipe's CSOCK; the loop reads SSOCK until EAGAIN (CPython
+    # Lib/asyncio/selector_events.py, _write_to_self, _read_from_self: read).
+    # strace shows the waiting call <unfinished ...> while the other thread
+    # sends, then "resumed".
+    snippet = """async def main():
+    loop = asyncio.get_running_loop()
+    done = loop.create_future()
+    def later():
+        time.sleep(0.3)
+        loop.call_soon_threadsafe(done.set_result, 'woken')
+    threading.Thread(target=later).start()
+    print(await done, file=sys.stderr)
+asyncio.run(main())"""
+    t = run_traced(snippet, 0, setup="import asyncio, threading", pair=("SSOCK", "CSOCK"))  # no peer
+    expect("woken" in t.stderr, "the loop was not woken:\n" + t.stderr)
+    # A call that another thread's call overlaps is two lines, "<unfinished
+    # ...>" and "<... resumed>": the wait (the thread sends while it sleeps),
+    # at times the send too. The send starts before the wait returns: the
+    # wait returns because of it.
+    woken = r"^(epoll_p?wait\(EPFD, |<\.\.\. epoll_p?wait resumed>)%s, \d+, -1(, NULL, \d+)?\) = 1$" % (
+        r"\[%s\]" % epoll_event("EPOLLIN", "SSOCK"))
+    t.in_order(r"^socketpair\(AF_UNIX, SOCK_STREAM\|SOCK_CLOEXEC, 0, \[SSOCK, CSOCK\]\) = 0$",
+               r"^epoll_ctl\(EPFD, EPOLL_CTL_ADD, SSOCK, %s\) = 0$" % epoll_event("EPOLLIN", "SSOCK"),
+               r'^sendto\(CSOCK, "\\0", 1, 0, NULL, 0(\) = 1$| <unfinished \.\.\.>$)',
+               woken)
+    # Then each call whole, where it ended: the byte sent, and read.
+    ended = copy.copy(t)
+    ended.calls = whole_calls(t.calls)
+    ended.in_order(r'^sendto\(CSOCK, "\\0", 1, 0, NULL, 0\) = 1$')
+    ended.in_order(woken,
+                   r'^recvfrom\(SSOCK, "\\0", 4096, 0, NULL, NULL\) = 1$',
+                   r"^recvfrom\(SSOCK, ADDR, 4096, 0, NULL, NULL\) = -1 EAGAIN")
+    t.none(r"^eventfd2\(", "asyncio's self-pipe is a socketpair, not an eventfd")
 
 
 @claim("python-shutdown-close")

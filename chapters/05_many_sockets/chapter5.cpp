@@ -636,24 +636,10 @@ int parse_command_line(int argc, char** argv, Options& options, std::size_t& cou
 }
 
 // Each connection needs a descriptor (and one more for the built-in server's
-// side, and for its --output file): raise the soft limit to the hard one when
-// the default (often 1024) is too few, and say so.
+// side, and for its --output file): chapter::make_room_for raises the limit.
 void make_room_for(const Options& options, std::size_t count, bool builtin_server) {
-    std::uint64_t needed =
-        count * (1 + (builtin_server ? 1 : 0) + (output_dir.empty() ? 0 : 1)) + 64;
-    net::DescriptorLimit limit = net::raise_descriptor_limit();
-    if (limit.now != 0 && needed > limit.before && limit.now > limit.before)
-        narrate(options,
-                "descriptor limit %" PRIu64 " (raised from %" PRIu64
-                "): %zu connections need about %" PRIu64,
-                limit.now, limit.before, count, needed);
-    if (limit.now != 0 && needed > limit.now)
-        narrate(options,
-                "descriptor limit %" PRIu64
-                " (as far as it could be raised: ulimit -Hn, on macOS "
-                "kern.maxfilesperproc): %zu connections need about %" PRIu64
-                "; those past it fail in socket() with EMFILE",
-                limit.now, count, needed);
+    chapter::make_room_for(
+        options, count, count * (1 + (builtin_server ? 1 : 0) + (output_dir.empty() ? 0 : 1)) + 64);
 }
 
 // Start every connect at once, each to the first address; none waits for another.
