@@ -308,7 +308,8 @@ void set_wait_limit(const Options& options, net::socket_t fd, int option, bool f
            option == SO_RCVTIMEO ? "SO_RCVTIMEO" : "SO_SNDTIMEO", seconds_text(limit));
 }
 
-void make_room_for(const Options& options, std::size_t count, std::uint64_t needed) {
+void make_room_for(const Options& options, std::size_t count, std::uint64_t needed,
+                   const char* past_it) {
     net::DescriptorLimit limit = net::raise_descriptor_limit(needed);
     if (limit.now != 0 && needed > limit.before && limit.now > limit.before)
         narrate(options,
@@ -319,9 +320,8 @@ void make_room_for(const Options& options, std::size_t count, std::uint64_t need
         narrate(options,
                 "descriptor limit %" PRIu64
                 " (as far as it could be raised: ulimit -Hn, on macOS "
-                "kern.maxfilesperproc): %zu connections need about %" PRIu64
-                "; those past it fail in socket() with EMFILE",
-                limit.now, count, needed);
+                "kern.maxfilesperproc): %zu connections need about %" PRIu64 "; those past it %s",
+                limit.now, count, needed, past_it);
 }
 
 }  // namespace chapter

@@ -91,9 +91,10 @@ std::unique_ptr<lab::Server> start_builtin_server(Options& options, std::uint64_
 
 // Chapters 5 and 6: `count` connections need about `needed` descriptors.
 // Raise the soft descriptor limit to the hard one (and the hard one, where
-// the process may), narrate a raise, and say when it is still too few: those
-// past it fail in socket() with EMFILE.
-void make_room_for(const Options& options, std::size_t count, std::uint64_t needed);
+// the process may), narrate a raise, and say when it is still too few, and
+// what then happens to those past it (`past_it`: "fail in socket() with EMFILE").
+void make_room_for(const Options& options, std::size_t count, std::uint64_t needed,
+                   const char* past_it);
 
 // Step 1 of every chapter: getaddrinfo(HOST, PORT) for TCP over IPv4 or IPv6
 // (AF_UNSPEC), narrated and traced. Returns every address, in the resolver's

@@ -49,7 +49,9 @@ def register_cases():
     e2e.chapter2_cases()
     e2e.chapter3_cases()
     e2e.chapter4_cases()
-    e2e.chapter5_cases()
+    e2e.many_connections_cases("chapter5")
+    e2e.many_connections_cases("chapter6")
+    e2e.chapter6_cases()
 
 
 def indented(text, lines=16):

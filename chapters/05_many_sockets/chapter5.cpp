@@ -639,7 +639,8 @@ int parse_command_line(int argc, char** argv, Options& options, std::size_t& cou
 // side, and for its --output file): chapter::make_room_for raises the limit.
 void make_room_for(const Options& options, std::size_t count, bool builtin_server) {
     chapter::make_room_for(
-        options, count, count * (1 + (builtin_server ? 1 : 0) + (output_dir.empty() ? 0 : 1)) + 64);
+        options, count, count * (1 + (builtin_server ? 1 : 0) + (output_dir.empty() ? 0 : 1)) + 64,
+        "fail in socket() with EMFILE");
 }
 
 // Start every connect at once, each to the first address; none waits for another.
