@@ -42,6 +42,8 @@ DOCS = {
     "chapter4-linger0": ("chapter4", ["--close", "linger0", "--scenario", "echo"]),
     "chapter4-unread": ("chapter4", ["--close", "unread", "--scenario", "echo"]),
     "chapter5-mix": ("chapter5", ["--connections", "8", "--scenario", "mix", "--timeout", "1"]),
+    "chapter6-edge": ("chapter6", ["--connections", "4", "--scenario", "mix:hello,big:1,silent,reset",
+                                   "--timeout", "1", "--edge"]),
 }
 RUNS = dict(DOCS)
 RUNS.update({
