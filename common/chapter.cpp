@@ -308,6 +308,30 @@ void set_wait_limit(const Options& options, net::socket_t fd, int option, bool f
            option == SO_RCVTIMEO ? "SO_RCVTIMEO" : "SO_SNDTIMEO", seconds_text(limit));
 }
 
+bool parse_count(const std::string& text, std::size_t most, std::size_t& count) {
+    if (text.empty() || text.size() > 6 ||
+        text.find_first_not_of("0123456789") != std::string::npos)
+        return false;
+    count = std::strtoul(text.c_str(), nullptr, 10);
+    return count >= 1 && count <= most;
+}
+
+std::string connection_line(std::size_t index, bool ok, std::uint64_t bytes, double seconds,
+                            const std::string& error) {
+    char line[128];
+    std::snprintf(line, sizeof line, "%zu %s %" PRIu64 " bytes %.3f s", index, ok ? "ok" : "failed",
+                  bytes, seconds);
+    return std::string(line) + (ok ? "" : " " + text::terminal_safe(error)) + "\n";
+}
+
+void write_lines_out(const char* data, std::size_t size) {
+    try {
+        write_stdout(data, size);
+    } catch (const Failure& failure) {
+        throw StdoutFailed{failure};
+    }
+}
+
 void make_room_for(const Options& options, std::size_t count, std::uint64_t needed,
                    const char* past_it) {
     net::DescriptorLimit limit = net::raise_descriptor_limit(needed);

@@ -89,7 +89,22 @@ int report(const Program& program, const Failure& failure);
 // server's caps never answer one of ours with a 503.
 std::unique_ptr<lab::Server> start_builtin_server(Options& options, std::uint64_t connections = 1);
 
-// Chapters 5 and 6: `count` connections need about `needed` descriptors.
+// Chapters 5 and 6, many connections at once.
+//
+// "--connections 1200": a whole number from 1 to `most`.
+bool parse_count(const std::string& text, std::size_t most, std::size_t& count);
+// A connection's line on stdout, as it ends:
+//   "3 ok 127 bytes 0.002 s\n", "7 failed 0 bytes 0.501 s recv: no data for 0.5 s\n"
+std::string connection_line(std::size_t index, bool ok, std::uint64_t bytes, double seconds,
+                            const std::string& error);
+// A failed write to stdout ends the whole run (exit 1), not one connection:
+// write_lines_out is write_stdout, throwing StdoutFailed, which main catches
+// apart from the Failures that end one connection.
+struct StdoutFailed {
+    Failure failure;
+};
+void write_lines_out(const char* data, std::size_t size);
+// `count` connections need about `needed` descriptors.
 // Raise the soft descriptor limit to the hard one (and the hard one, where
 // the process may), narrate a raise, and say when it is still too few, and
 // what then happens to those past it (`past_it`: "fail in socket() with EMFILE").

@@ -199,19 +199,6 @@ void call_at(Loop& loop, Clock::time_point when, Connection* c) {
     loop.timers.push({when, c});
 }
 
-// A failed write to stdout ends the whole run (exit 1), not one connection.
-struct StdoutFailed {
-    Failure failure;
-};
-
-void write_out(const char* data, std::size_t size) {
-    try {
-        chapter::write_stdout(data, size);
-    } catch (const Failure& failure) {
-        throw StdoutFailed{failure};
-    }
-}
-
 // "connection 3: ..." narration, only for a few connections.
 void say(const Loop& loop, const Connection& c, const std::string& text) {
     if (loop.narrate_each) narrate(loop.options, "connection %zu: %s", c.index, text.c_str());
@@ -274,13 +261,9 @@ void finish(Loop& loop, Connection& c, State how, const std::string& error = "")
         say(loop, c, "failed: " + c.error);
     }
     if (!loop.lines) return;
-    char line[128];
-    std::snprintf(line, sizeof line, "%zu %s %" PRIu64 " bytes %.3f s", c.index,
-                  how == State::done ? "ok" : "failed", c.response.bytes_taken(), seconds);
-    std::string text = line;
-    if (how == State::failed) text += " " + text::terminal_safe(c.error);
-    text += "\n";
-    write_out(text.data(), text.size());
+    std::string text = chapter::connection_line(c.index, how == State::done,
+                                                c.response.bytes_taken(), seconds, c.error);
+    chapter::write_lines_out(text.data(), text.size());
 }
 
 // Where the received bytes go: stdout (one connection), DIR/response-K
@@ -297,7 +280,7 @@ void deliver(Loop& loop, Connection& c, const char* data, std::size_t size) {
         if (std::fwrite(data, 1, size, c.file) != size)
             throw Failure("write " + path, std::strerror(errno));
     } else if (!loop.lines) {
-        write_out(data, size);
+        chapter::write_lines_out(data, size);
     }
 }
 
@@ -417,8 +400,7 @@ void send_request(Loop& loop, Connection& c) {
 // wait. Edge-triggered it will not: the connection queues its own next turn
 // (call_soon), and only EAGAIN ends its reading until the next report.
 void receive(Loop& loop, Connection& c) {
-    // lab step 2: recv until EAGAIN or the response is complete; at the turn's end with --edge,
-    // call_soon
+    // lab step 2: recv until EAGAIN or complete; with --edge, call_soon at the turn's cap
     for (int turn = 0; turn < recv_calls_per_turn; ++turn) {
         ++loop.tally.calls;
         long n = traced(::recv(c.sock.get(), loop.buffer.data(), static_cast<int>(buffer_size), 0),
@@ -479,7 +461,7 @@ void deadline_passed(Loop& loop, Connection& c) {
 // deadline later: back in the heap at the new one. Else the deadline has
 // passed, judged at the moment the wait woke, after the turn's ready reports.
 void timer_fired(Loop& loop, Connection& c) {
-    // lab step 3: a timer due: re-arm it at a deadline that moved, else the deadline has passed
+    // lab step 3: a due timer: re-arm it if the deadline moved, else the deadline passed
     if (c.deadline > loop.woke) return call_at(loop, c.deadline, &c);
     deadline_passed(loop, c);
     if (!ended(c)) call_at(loop, c.deadline, &c);  // on to its next address, with a new deadline
@@ -533,8 +515,7 @@ void wait_for_readiness(Loop& loop, int timeout_ms) {
 
 // The turn of the comment at the top: wait, queue, run.
 void run_turn(Loop& loop, bool status_line) {
-    // lab step 4: wait (0 with callbacks queued), queue the ready and the due timers, run those
-    // queued
+    // lab step 4: wait (0 if callbacks wait), queue ready sockets and due timers, run them
     wait_for_readiness(loop, wait_limit_ms(loop, status_line));
     while (!loop.timers.empty() && loop.timers.top().when <= loop.woke) {
         Timer due = loop.timers.top();
@@ -601,21 +582,13 @@ void run_loop(Loop& loop, const addrinfo* first) {
 // ---------------------------------------------------------------------------
 // main's steps.
 
-// "--connections 1200": a whole number from 1 to most_connections.
-bool parse_count(const std::string& text, std::size_t& count) {
-    if (text.empty() || text.size() > 6 ||
-        text.find_first_not_of("0123456789") != std::string::npos)
-        return false;
-    count = std::strtoul(text.c_str(), nullptr, 10);
-    return count >= 1 && count <= most_connections;
-}
-
 // The command line: every chapter's options, then this one's. Returns -1 to
 // go on, else the exit status (0 after --help, 2 for a usage error).
 int parse_command_line(int argc, char** argv, Options& options, std::size_t& count) {
     int status = chapter::parse_command_line(argc, argv, program, options);
     if (status >= 0) return status;
-    if (!connections_text.empty() && !parse_count(connections_text, count))
+    if (!connections_text.empty() &&
+        !chapter::parse_count(connections_text, most_connections, count))
         return chapter::usage_error(program, "--connections: '" + connections_text +
                                                  "' is not a whole number from 1 to 100000");
     if (edge && !poller::Poller::has_edge_mode())
@@ -688,7 +661,7 @@ int main(int argc, char** argv) {
 
         server.reset();  // stop the built-in server first: its last lines come before ours
         return exit_status(loop);
-    } catch (const StdoutFailed& failed) {
+    } catch (const chapter::StdoutFailed& failed) {
         return chapter::report(program, failed.failure);
     } catch (const Failure& failure) {
         return chapter::report(program, failure);

@@ -170,19 +170,6 @@ bool ended(const Connection& c) {
     return c.state == State::done || c.state == State::failed;
 }
 
-// A failed write to stdout ends the whole run (exit 1), not one connection.
-struct StdoutFailed {
-    Failure failure;
-};
-
-void write_out(const char* data, std::size_t size) {
-    try {
-        chapter::write_stdout(data, size);
-    } catch (const Failure& failure) {
-        throw StdoutFailed{failure};
-    }
-}
-
 // "connection 3: ..." narration, only for a few connections.
 void say(const Loop& loop, const Connection& c, const std::string& text) {
     if (loop.narrate_each) narrate(loop.options, "connection %zu: %s", c.index, text.c_str());
@@ -218,13 +205,9 @@ void finish(Loop& loop, Connection& c, State how, const std::string& error = "")
         say(loop, c, "failed: " + c.error);
     }
     if (!loop.lines) return;
-    char line[128];
-    std::snprintf(line, sizeof line, "%zu %s %" PRIu64 " bytes %.3f s", c.index,
-                  how == State::done ? "ok" : "failed", c.response.bytes_taken(), seconds);
-    std::string text = line;
-    if (how == State::failed) text += " " + text::terminal_safe(c.error);
-    text += "\n";
-    write_out(text.data(), text.size());
+    std::string text = chapter::connection_line(c.index, how == State::done,
+                                                c.response.bytes_taken(), seconds, c.error);
+    chapter::write_lines_out(text.data(), text.size());
 }
 
 // Where the received bytes go: stdout (one connection), DIR/response-K
@@ -242,7 +225,7 @@ void deliver(Loop& loop, Connection& c, const char* data, std::size_t size) {
             throw Failure("write " + output_dir + "/response-" + std::to_string(c.index),
                           std::strerror(errno));
     } else if (!loop.lines) {
-        write_out(data, size);
+        chapter::write_lines_out(data, size);
     }
 }
 
@@ -517,21 +500,13 @@ void run_loop(Loop& loop, std::vector<Connection>& connections) {
 // ---------------------------------------------------------------------------
 // main's steps.
 
-// "--connections 1200": a whole number from 1 to most_connections.
-bool parse_count(const std::string& text, std::size_t& count) {
-    if (text.empty() || text.size() > 6 ||
-        text.find_first_not_of("0123456789") != std::string::npos)
-        return false;
-    count = std::strtoul(text.c_str(), nullptr, 10);
-    return count >= 1 && count <= most_connections;
-}
-
 // The command line: every chapter's options, then this one's. Returns -1 to
 // go on, else the exit status (0 after --help, 2 for a usage error).
 int parse_command_line(int argc, char** argv, Options& options, std::size_t& count) {
     int status = chapter::parse_command_line(argc, argv, program, options);
     if (status >= 0) return status;
-    if (!connections_text.empty() && !parse_count(connections_text, count))
+    if (!connections_text.empty() &&
+        !chapter::parse_count(connections_text, most_connections, count))
         return chapter::usage_error(program, "--connections: '" + connections_text +
                                                  "' is not a whole number from 1 to 100000");
     if (!wait_text.empty() && wait_text != "select" && wait_text != "poll")
@@ -618,7 +593,7 @@ int main(int argc, char** argv) {
 
         server.reset();  // stop the built-in server first: its last lines come before ours
         return exit_status(loop, connections);
-    } catch (const StdoutFailed& failed) {
+    } catch (const chapter::StdoutFailed& failed) {
         return chapter::report(program, failed.failure);
     } catch (const Failure& failure) {
         return chapter::report(program, failure);
