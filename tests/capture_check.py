@@ -94,11 +94,18 @@ def add_data(arrows, side, n):
 
 
 def wire_arrows(capture, server_port):
-    """The same from tcpdump's lines, for the connection to server_port."""
-    arrows, handshake = [], "syn"
+    """The same from tcpdump's lines, for the connection to server_port: the
+    one whose SYN came first, matched by both ports (another test's
+    connection may have server_port as its own client port)."""
+    arrows, handshake, client_port = [], "syn", None
     for line in capture.splitlines():
         m = PACKET.match(line)
-        if not m or server_port not in (m.group(2), m.group(4)):
+        if not m:
+            continue
+        if client_port is None and m.group(4) == server_port and m.group(5) == "S":
+            client_port = m.group(2)
+        ports = (m.group(2), m.group(4))
+        if client_port is None or ports not in ((client_port, server_port), (server_port, client_port)):
             continue
         side = "client" if m.group(4) == server_port else "server"
         flags, length = m.group(5), int(m.group(6))
