@@ -507,13 +507,16 @@ EVERY = [("hello", "ok"), ("slow:0.3", "ok"), ("drip:64", "ok"), ("big:1", "ok")
          ("chunked:10", "failed"), ("echo", "failed")]
 
 
-def every_scenario(wait):
+def every_scenario(how, skip=None):
     """Each connection ends as it would alone (ok or failed), the fast ones
     are not held up by the slow and silent ones, and the run ends when the
-    silent one's --timeout does."""
+    silent one's --timeout does. how: the options that choose the way to
+    wait (["--wait", "poll"]); skip(g): raises Skipped where it does not apply."""
     def check(g):
+        if skip:
+            skip(g)
         args = ["--connections", str(len(EVERY)), "--scenario", "mix:" + ",".join(i for i, _ in EVERY),
-                "--timeout", "1", "--wait", wait]
+                "--timeout", "1"] + list(how)
         run = g.run(args, 2)
         expect(run.rc == 1, "expected exit 1 (some connections fail); seen " + described(run))
         try:
@@ -575,8 +578,8 @@ LAB5 = [
     ("big", "a 16 MiB download over one connection, byte for byte",
      fetches(["--connections", "1", "--scenario", "big:16", "--quiet"], lambda: big_response(16))),
     ("output-dir", "--output: three 1 MiB responses, one file each, byte for byte", lambda g: e2e_case(g, "chapter5:output-dir")),
-    ("every-scenario-poll", "every scenario at once, with poll: each connection ends as it would alone", every_scenario("poll")),
-    ("every-scenario-select", "every scenario at once, with select", every_scenario("select")),
+    ("every-scenario-poll", "every scenario at once, with poll: each connection ends as it would alone", every_scenario(["--wait", "poll"])),
+    ("every-scenario-select", "every scenario at once, with select", every_scenario(["--wait", "select"])),
     ("slow-peer", "a slow peer does not hold up the others", lambda g: e2e_case(g, "chapter5:slow-peer-does-not-hold-up-the-rest")),
     ("drip-longer-than-timeout", "a peer that sends a little every 50 ms for longer than --timeout is not given up on",
      lines_all_ok(["--connections", "2", "--scenario", "drip:4", "--timeout", "0.5", "--quiet"], 2, size=len(hello_response()))),
@@ -608,4 +611,168 @@ def e2e_case(g, name):
             g.shown = [g.program] + ctx.commands[-1][len(ctx.emulator) + 1:]
 
 
-CHECKS = {1: LAB1, 2: LAB2, 3: LAB3, 4: LAB4, 5: LAB5}
+# ------------------------------------------------------------------ lab 6: an event loop
+
+def needs_epoll(why):
+    """A check of what epoll does (its registrations, --edge): under Wine
+    chapter 6 waits with WSAPoll, as on Windows, and has neither."""
+    def skip(g):
+        if g.emulator or not sys.platform.startswith("linux"):
+            raise Skipped(why)
+    return skip
+
+
+EDGE = needs_epoll("--edge needs epoll: under Wine chapter 6 waits with WSAPoll, which has no edge-triggered mode")
+REGISTRATION = needs_epoll("registering once is epoll's: under Wine chapter 6 waits with WSAPoll, "
+                           "which is handed the whole list on every wait")
+
+
+def skipped_unless(skip, check):
+    def run(g):
+        skip(g)
+        return check(g)
+    return run
+
+
+def connection_lines(run, count):
+    try:
+        return e2e.connection_lines(run, count)
+    except Failed as failure:
+        raise Failed("expected one line per connection on stdout: %s" % failure)
+
+
+def silent_at_timeout(g):
+    """Two silent peers among two quick ones, --timeout 0.5: the quick ones
+    are done at once; each silent one fails at its own deadline, 0.5 s after
+    its request went out: not before, and not long after."""
+    run = g.run(["--connections", "4", "--scenario", "mix:hello,silent", "--timeout", "0.5", "--quiet"], 2)
+    expect(run.rc == 1, "expected exit 1 (the silent ones fail); seen " + described(run))
+    found = connection_lines(run, 4)
+    wrong = ["connection %d: %s after %.3f s, expected ok within 0.25 s" % (i, found[i][0], found[i][2])
+             for i in (1, 3) if found[i][0] != "ok" or found[i][2] >= 0.25 + g.slack]
+    wrong += ["connection %d (silent): %s after %.3f s, expected failed at 0.5 s" % (i, found[i][0], found[i][2])
+              for i in (2, 4) if found[i][0] != "failed" or not 0.495 <= found[i][2] < 0.75 + g.slack]
+    expect(not wrong, "expected the quick peers ok at once, and each silent one failed at its --timeout 0.5, "
+           "not before (a timer that fired early) and not much later (a wait that slept past it); " + "; ".join(wrong))
+
+
+def registrations(run):
+    """For each socket the program opened, in order: how many epoll_ctl
+    calls of each kind registered it, {"ADD": 1, "MOD": 1, ...}, from its
+    socket() to its close (a descriptor number is used again after a close)."""
+    counts, open_now = [], {}
+    for call in run.calls:
+        if call.name == "socket" and call.result is not None and call.result >= 0:
+            open_now[call.result] = len(counts)
+            counts.append({"fd": call.result, "ADD": 0, "MOD": 0, "DEL": 0, "failed": 0})
+        elif call.registration() and call.registration()[1] in open_now:
+            operation, fd = call.registration()
+            seen = counts[open_now[fd]]
+            seen[operation[len("EPOLL_CTL_"):]] += 1
+            seen["failed"] += call.result != 0
+        elif call.name == "close" and call.result == 0:
+            open_now.pop(call.fd, None)
+    return counts
+
+
+def registration_text(run, lines=16):
+    shown = [repr(c) for c in run.calls if c.name in ("socket", "epoll_ctl", "close")][:lines]
+    return "\n".join(shown) + ("\n..." if len(shown) == lines else "") if shown else "(no calls on a socket)"
+
+
+def registered_once(edge):
+    """Each socket registered once (epoll_ctl ADD), then changed only when
+    what it waits for changes: level-triggered, one MOD at most, from writing
+    (the connect) to reading (the answer); edge-triggered, registered for
+    both at once and never changed. Against a server that sends its answer
+    in four pieces: four reports for each connection, not four registrations."""
+    def check(g):
+        REGISTRATION(g)
+        run = g.run(["--connections", "4"] + (["--edge"] if edge else []) + ["127.0.0.1", "PORT", "--quiet"], 10,
+                    server="drip:32", watch=["socket", "epoll_ctl", "close"])
+        expect(run.rc == 0, "expected exit 0, every connection ok; seen " + described(run))
+        counts = registrations(run)
+        expect(counts, "expected the program to open its sockets; %s saw none:\n%s" % (run.watcher, calls_text(run)))
+        most_mods = 0 if edge else 1
+        wrong = ["socket %d: %d ADD, %d MOD, %d DEL%s" % (c["fd"], c["ADD"], c["MOD"], c["DEL"],
+                                                          ", %d of them failed" % c["failed"] if c["failed"] else "")
+                 for c in counts if c["ADD"] != 1 or c["MOD"] > most_mods or c["DEL"] or c["failed"]]
+        expect(not wrong, "expected each socket registered once, epoll_ctl(EPOLL_CTL_ADD) = 0, and %s; %s saw %s:\n%s"
+               % ("never changed with --edge: no EPOLL_CTL_MOD (it is registered for reading and writing at once)" if edge
+                  else "changed at most once, one EPOLL_CTL_MOD from writing to reading, whatever the number of reports",
+                  run.watcher, "; ".join(wrong[:4]), registration_text(run)))
+    return check
+
+
+WAIT_CALLS = ["socket", "connect", "epoll_wait", "epoll_pwait", "poll", "ppoll", "close"]
+
+
+def waits_sleep(g):
+    """Two quick peers and two silent ones, --timeout 1.5: once the quick
+    ones are done, the loop has nothing to do until the silent ones'
+    deadline, and its wait sleeps until then, in one or a few waits."""
+    run = g.run(["--connections", "4", "--timeout", "1.5", "127.0.0.1", "PORT", "--quiet"], 4, server="mix:hello,silent",
+                watch=WAIT_CALLS)
+    expect(run.rc == 1, "expected exit 1 (the silent ones fail at their --timeout); seen " + described(run))
+    waits = waits_slept(run, 25)
+    if g.strace:
+        slept = [w for w in waits if w.result == 0 and w.seconds >= 1.0]
+        how = "a wait that slept 1 s or more and returned 0: the silent peers' deadline"
+    else:
+        slept = [w for w in waits if w.result == 0 and re.search(r"\b\d{4,} ms$", w.args)]  # 1000 ms or more
+        how = "a wait with a timeout of 1000 ms or more that returned 0: the silent peers' deadline"
+    expect(slept, "expected, while only the silent peers were left, %s; %s saw:\n%s" % (how, run.watcher, calls_text(run)))
+
+
+def edge_drains(g):
+    """--edge, 64 connections of 2 MiB each, five runs: the bytes that
+    arrive in a burst, more than one turn's reads, are read to EAGAIN over
+    as many turns as they need. epoll reports an edge-triggered socket once:
+    bytes left unread are not reported again, and their connection would
+    wait for its --timeout (5 s here) with its answer in the kernel."""
+    EDGE(g)
+    args = ["--edge", "--connections", "64", "--scenario", "big:2", "--timeout", "5", "--quiet"]
+    size = len(big_response(2))
+    for attempt in range(1, 6):
+        try:
+            run = g.run(args, 2)
+        except Failed as failure:
+            raise Failed("run %d of 5: %s\n(an edge-triggered socket is reported once: bytes left unread when a turn "
+                         "ends are not reported again, and wait for --timeout)" % (attempt, failure))
+        expect(run.rc == 0, "run %d of 5: expected exit 0, every connection ok; seen %s" % (attempt, described(run)))
+        bad = {i: got for i, got in connection_lines(run, 64).items() if got[0] != "ok" or got[1] != size}
+        expect(not bad, "run %d of 5: expected every connection ok with %d bytes; seen %s" % (attempt, size, list(bad.items())[:3]))
+
+
+LAB6 = [
+    ("hello", "offline, one connection: the built-in lab server's answer, byte for byte",
+     fetches(["--connections", "1", "--quiet"], hello_response())),
+    ("lines", "200 connections at once: one line each on stdout, every one ok",
+     lines_all_ok(["--connections", "200", "--quiet"], 200, size=len(hello_response()))),
+    ("big", "a 16 MiB download over one connection, byte for byte",
+     fetches(["--connections", "1", "--scenario", "big:16", "--quiet"], lambda: big_response(16))),
+    ("big-edge", "--edge: a 16 MiB download over one connection, byte for byte",
+     skipped_unless(EDGE, fetches(["--edge", "--connections", "1", "--scenario", "big:16", "--quiet"], lambda: big_response(16)))),
+    ("every-scenario", "every scenario at once: each connection ends as it would alone, the fast ones at once",
+     every_scenario([])),
+    ("every-scenario-edge", "every scenario at once, with --edge", every_scenario(["--edge"], EDGE)),
+    ("silent-at-timeout", "a silent peer fails at its --timeout, not before; the others do not wait for it", silent_at_timeout),
+    ("drip-longer-than-timeout", "a peer that sends a little every 50 ms for longer than --timeout is not given up on",
+     lines_all_ok(["--connections", "2", "--scenario", "drip:4", "--timeout", "0.5", "--quiet"], 2, size=len(hello_response()))),
+    ("refused-all", "a refused port: exit 1, every connection failed, naming connect", refused_all),
+    ("unresolvable", "a name that does not resolve: exit 1, the error names getaddrinfo",
+     fails(["--connections", "2", "host..invalid"], 3, ["getaddrinfo"])),
+    ("registered-once", "each socket registered once (epoll_ctl ADD), changed at most once (MOD), not at every report",
+     registered_once(edge=False)),
+    ("registered-once-edge", "--edge: each socket registered once for reading and writing, never changed (no MOD)",
+     registered_once(edge=True)),
+    ("waits-without-spinning", "waiting costs almost no CPU",
+     wants_little_cpu(["--connections", "4", "--quiet"], ["--connections", "4", "--quiet", "--scenario", "slow:1.5"])),
+    ("waits-sleep", "the wait sleeps until the nearest deadline: a few waits for 1.5 s with only silent peers left",
+     waits_sleep),
+    ("edge-drains", "--edge: bursts larger than a turn's reads, read to EAGAIN: done well within --timeout", edge_drains),
+    ("one-close", "each socket closed exactly once", one_close_each(["--connections", "3"])),
+]
+
+
+CHECKS = {1: LAB1, 2: LAB2, 3: LAB3, 4: LAB4, 5: LAB5, 6: LAB6}

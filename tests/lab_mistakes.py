@@ -178,6 +178,44 @@ MISTAKES = {
           "    for (Connection* c : in_flight)\n"
           "        if (n > 0 && c->index <= slots && fds[c->index - 1].revents != 0) ready.push_back(c);\n")],
         "all-in-flight-poll"),
+    "edge-no-drain": (
+        6, "--edge, at the turn's cap of 16 recv calls: back to the loop without queueing its next turn, as if "
+           "epoll would report the rest; it does not, and the bytes left wait for --timeout",
+        [("    if (edge) call_soon(loop, c, receive);  // not drained: nobody else will say so\n",
+          "    // the cap: back to the loop, which reports the rest\n")],
+        "edge-drains"),
+    "one-recv-per-report": (
+        6, "one recv per ready report, then back to the loop: right when level-triggered, which reports the rest "
+           "again; with --edge the rest is never reported",
+        [("            if (c.response.complete()) return finish(loop, c, State::done);\n            continue;\n",
+          "            if (c.response.complete()) return finish(loop, c, State::done);\n"
+          "            return;  // the next report brings the rest\n")],
+        "edge-drains"),
+    "register-every-time": (
+        6, "the socket registered again (EPOLL_CTL_MOD) after every read that found it empty, as if each report "
+           "had to be re-armed: one epoll_ctl per report",
+        [("    if (c.watching == events) return;\n", ""),
+         ("        return;                                // EAGAIN: all read; the next report says when\n",
+          "        return watch(loop, c, poller::readable);  // EAGAIN: ask for the next report\n")],
+        "registered-once"),
+    "timer-ignores-moved-deadline": (
+        6, "a due timer fails its connection without looking at the deadline, which progress has moved since: "
+           "a peer that drips for longer than --timeout fails",
+        [("    if (c.deadline > loop.woke) return call_at(loop, c.deadline, &c);\n", "")],
+        "drip-longer-than-timeout"),
+    "wait-1ms": (
+        6, "every wait cut to 1 ms at most, \"to stay responsive\": a thousand wake-ups a second with nothing to do",
+        [("    wait_for_readiness(loop, wait_limit_ms(loop, status_line));\n",
+          "    wait_for_readiness(loop, std::min(wait_limit_ms(loop, status_line), 1));  // stay responsive\n")],
+        "waits-sleep"),
+    "level-watches-writing-too": (
+        6, "level-triggered, each socket registered for reading and writing once, never changed: a socket waiting "
+           "for its answer is always writable, so every wait returns at once",
+        [("        watch(loop, c, edge ? poller::readable | poller::writable : poller::writable);\n",
+          "        watch(loop, c, poller::readable | poller::writable);  // once, for everything\n"),
+         ("    if (!edge) return watch(loop, c, poller::readable);  // MOD: from writable to readable\n",
+          "    if (!edge) return;  // registered for reading already\n")],
+        "waits-sleep"),
 }
 
 # name: (lab, how it differs from the reference, edits). Each passes every
@@ -230,6 +268,16 @@ VARIANTS = {
           "            wait_until(sock.get(), false, chapter::wait_deadline(options)) != Ready::yes)\n"
           "            break;  // a reset, or no FIN within --timeout: close anyway\n"
           "    }\n")]),
+    "recv-cap-of-one": (
+        6, "one recv per connection per turn, then its next turn queued with call_soon (--edge) or left to the "
+           "next report (level): slower, and right",
+        [("constexpr int recv_calls_per_turn = 16;         // at most 1 MiB per connection per turn\n",
+          "constexpr int recv_calls_per_turn = 1;  // at most 64 KiB per connection per turn\n")]),
+    "edge-drain-without-cap": (
+        6, "--edge: read until EAGAIN with no cap per turn: a fast peer may hold up the others a while, but "
+           "nothing is left unread",
+        [("    for (int turn = 0; turn < recv_calls_per_turn; ++turn) {\n",
+          "    for (int turn = 0; edge || turn < recv_calls_per_turn; ++turn) {  // --edge: to EAGAIN\n")]),
     "direct-poll": (
         5, "poll called directly (net::poll_many), not through the traced wrapper: --trace shows no poll line",
         [('    int n = traced(net::poll_many(fds.data(), fds.size(), timeout_ms), "poll",\n'
@@ -244,6 +292,9 @@ BLIND_UNDER_WINE = {
     "close-without-release": "the second close is the owner's, which --trace does not show, and there is no strace there",
     "send-count-ignored": "the check cuts send() short with a preloaded library, which a Windows program does not load (skipped)",
     "timeout-mode-without-sndtimeo": "SO_SNDTIMEO does not bound connect there, so the check is skipped in timeout mode",
+    "edge-no-drain": "--edge needs epoll, and chapter 6 waits with WSAPoll there: the check is skipped",
+    "one-recv-per-report": "--edge needs epoll, and chapter 6 waits with WSAPoll there: the check is skipped",
+    "register-every-time": "epoll_ctl is epoll's, and chapter 6 waits with WSAPoll there: the check is skipped",
 }
 
 # Checks that cannot see a correct variant's calls under Wine: with no strace

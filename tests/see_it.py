@@ -42,7 +42,7 @@ import e2e
 # the data calls, and every way to wait. (send and recv are sendto and
 # recvfrom to the kernel; select is pselect6.)
 WATCHED = ("socket,connect,getsockopt,setsockopt,fcntl,ioctl,sendto,sendmsg,recvfrom,recvmsg,read,write,"
-           "shutdown,close,select,pselect6,poll,ppoll,epoll_wait,epoll_pwait,dup,dup2,dup3")
+           "shutdown,close,select,pselect6,poll,ppoll,epoll_ctl,epoll_wait,epoll_pwait,dup,dup2,dup3")
 
 # A system call's family, as the checks ask for it.
 FAMILY = {"sendto": "send", "sendmsg": "send", "send": "send", "write": "send",
@@ -66,6 +66,14 @@ class Call:
 
     def __repr__(self):
         return "%s(%s) = %s%s" % (self.name, self.args[:80], self.result, " " + self.errno if self.errno else "")
+
+    def registration(self):
+        """An epoll_ctl's (operation, the socket it registers), as strace
+        shows it, epoll_ctl(3, EPOLL_CTL_ADD, 4, {events=EPOLLOUT, ...}),
+        and as --trace does, epoll_ctl(3, EPOLL_CTL_ADD, 4, EPOLLOUT);
+        else None."""
+        match = re.match(r"^\d+, (EPOLL_CTL_[A-Z]+), (\d+)\b", self.args) if self.name == "epoll_ctl" else None
+        return (match.group(1), int(match.group(2))) if match else None
 
 
 def parse_strace(text):
@@ -116,7 +124,8 @@ def parse_trace(stderr):
 
 def socket_calls(calls):
     """The calls on sockets only: what socket() returned, until that
-    descriptor is closed (a read of a file is not a recv)."""
+    descriptor is closed (a read of a file is not a recv), the epoll_ctl
+    calls that register them, and every wait."""
     sockets, kept = set(), []
     for call in calls:
         if call.name == "socket" and call.result is not None and call.result >= 0:
@@ -126,6 +135,8 @@ def socket_calls(calls):
             kept.append(call)
             if call.name == "close" and call.result == 0:
                 sockets.discard(call.fd)
+        elif call.registration() and call.registration()[1] in sockets:
+            kept.append(call)  # epoll_ctl(EPFD, OP, FD, ...): the socket is its third argument
         elif call.name == "close" and call.result is not None and call.result < 0 and call.errno in ("EBADF", "WSAENOTSOCK"):
             kept.append(call)  # a close of nothing open: the trace of a double close
         elif call.family in ("select", "poll", "epoll_wait"):

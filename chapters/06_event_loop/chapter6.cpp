@@ -25,10 +25,10 @@
 // select, poll and Python's selectors do), reports a socket for as long as it
 // is ready. Edge-triggered reports it when something new happens to it: the
 // reader must then read until EAGAIN, because bytes left unread are not
-// reported again until more arrive (a loop that stops early waits for its
-// --timeout; the README runs one against `--scenario big:1`). Registered
-// for reading and writing at once, an edge-triggered socket never needs its
-// registration changed.
+// reported again until more arrive (a loop that stops early can wait out
+// its --timeout with the bytes in the kernel: the lab's mistake
+// edge-no-drain). Registered for reading and writing at once, an
+// edge-triggered socket never needs its registration changed.
 //
 // The turn of the loop, one thread (asyncio's BaseEventLoop._run_once):
 //
