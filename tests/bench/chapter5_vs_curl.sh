@@ -11,12 +11,16 @@
 #
 # Programs: chapter5 --wait poll at every N; chapter5 --wait select up to
 # N = 1,000 (its sockets are descriptors 3 to about 1,003, below FD_SETSIZE;
-# at 5,000 they are not); curl. chapter 5 runs with --quiet, stdout (one line
-# per connection) to /dev/null; curl with -s and every response to /dev/null.
+# at 5,000 they are not); curl. PROGRAMS="chapter6 chapter6-edge chapter5-poll
+# curl" picks others (tests/bench/chapter6_vs_curl.sh). The chapters run with
+# --quiet, stdout (one line per connection) to a file; curl with -s and every
+# response to /dev/null.
 #
 # Prints per size, N and program the medians of wall time and of CPU time
-# (user + sys of the process, from wait4's rusage), the CPU per connection in microseconds, and
-# the ratio curl's median wall time / chapter 5's (above 1: chapter 5 faster).
+# (user + sys of the process, from wait4's rusage), the throughput (requests/s
+# and MB/s of bodies, from the median wall time), the CPU per connection in
+# microseconds, and the ratio curl's median wall time / the program's (above
+# 1: faster than curl).
 #
 # Checks: chapter 5 exits 0 only when every connection got its whole response
 # (its Content-Length); curl's exit status must be 0, and its -w line per
@@ -30,7 +34,7 @@ sizes=(${SIZES:-small 1m})
 command -v nginx >/dev/null || { echo "nginx is needed: apt-get install -y nginx-light" >&2; exit 1; }
 command -v curl >/dev/null || { echo "curl is needed: apt-get install -y curl" >&2; exit 1; }
 python=$(python3 -c 'import sys; print(sys.executable)')
-make -s chapter5
+make -s chapter5 chapter6
 # 5,000 connections: 5,000 descriptors for the client, as many for nginx.
 ulimit -n "$(ulimit -Hn)"
 [ "$(ulimit -n)" -ge 12000 ] || { echo "the descriptor limit ($(ulimit -n)) is too low for 5,000 connections" >&2; exit 1; }
@@ -101,28 +105,41 @@ run_one() {
       want=$(stat -c %s "$bench_tmp/www/$file")
       [ "$(grep -c "^200 $want\$" "$out")" = "$n" ] || { echo "curl: not $n whole responses ($file)" >&2; exit 1; }
       ;;
-    chapter5-*)
+    chapter*)
       # Its lines go to a file (a few bytes each), printed if any connection
       # failed. --timeout 30: at N = 5,000 the accept queue (somaxconn) can
       # overflow, and a dropped SYN is sent again 1, 3, 7 s later; curl waits
       # minutes for a connect.
-      "$python" "$bench_tmp/measure.py" "$times" ./chapter5 --quiet --timeout 30 --connections "$n" \
-        --wait "${program#chapter5-}" --path "/$file" 127.0.0.1 "$port" >"$bench_tmp/lines" ||
+      local command
+      case $program in
+        chapter6) command=(./chapter6) ;;
+        chapter6-edge) command=(./chapter6 --edge) ;;
+        chapter5-poll) command=(./chapter5 --wait poll) ;;
+        chapter5-select) command=(./chapter5 --wait select) ;;
+      esac
+      "$python" "$bench_tmp/measure.py" "$times" "${command[@]}" --quiet --timeout 30 --connections "$n" \
+        --path "/$file" 127.0.0.1 "$port" >"$bench_tmp/lines" ||
         { echo "$program failed ($file, N=$n):" >&2; grep -v ' ok ' "$bench_tmp/lines" | head -5 >&2; exit 1; }
       ;;
   esac
   cat "$times"
 }
 
-printf '\n%-6s %6s  %-15s %9s %9s %12s %10s\n' size N program "wall s" "CPU s" "CPU/conn us" "curl/ch5"
+printf '\n%-6s %6s  %-14s %8s %8s %11s %9s %12s %9s\n' size N program "wall s" "CPU s" requests/s "MB/s" \
+  "CPU/conn us" "/ curl"
 for file in "${sizes[@]}"; do
+  bytes=$(stat -c %s "$bench_tmp/www/$file")
   for n in "${ns[@]}"; do
     # curl's URL list: N URLs, each response to /dev/null.
     for _ in $(seq "$n"); do
       printf 'url = "http://127.0.0.1:%s/%s"\noutput = "/dev/null"\n' "$port" "$file"
     done >"$bench_tmp/urls-$file-$n"
-    programs=(chapter5-poll curl)
-    [ "$n" -le 1000 ] && programs=(chapter5-poll chapter5-select curl)
+    if [ -n "${PROGRAMS:-}" ]; then
+      read -r -a programs <<<"$PROGRAMS"
+    else
+      programs=(chapter5-poll curl)
+      [ "$n" -le 1000 ] && programs=(chapter5-poll chapter5-select curl)
+    fi
     declare -A walls=() cpus=()
     for round in $(seq "$rounds"); do
       count=${#programs[@]}
@@ -139,7 +156,9 @@ for file in "${sizes[@]}"; do
       cpu=$(median ${cpus[$program]})
       ratio=$(awk -v c="$curl_wall" -v w="$wall" 'BEGIN { printf "%.2f", c / w }')
       [ "$program" = curl ] && ratio=""
-      printf '%-6s %6s  %-15s %9s %9s %12.0f %10s\n' "$file" "$n" "$program" "$wall" "$cpu" \
+      printf '%-6s %6s  %-14s %8s %8s %11.0f %9.1f %12.0f %9s\n' "$file" "$n" "$program" "$wall" "$cpu" \
+        "$(awk -v n="$n" -v w="$wall" 'BEGIN { print n / w }')" \
+        "$(awk -v n="$n" -v b="$bytes" -v w="$wall" 'BEGIN { print n * b / w / 1e6 }')" \
         "$(awk -v c="$cpu" -v n="$n" 'BEGIN { print c / n * 1e6 }')" "$ratio"
     done
     unset walls cpus
