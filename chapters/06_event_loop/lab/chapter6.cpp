@@ -301,7 +301,9 @@ void receive(Loop& loop, Connection& c);
 
 // Start a non-blocking connect to c.address (or the next address, if this
 // one fails at once), and register the socket: writable is how a connect
-// ends. Edge-triggered, it is registered for reading too, once for good.
+// ends, connected or refused [claim:nonblocking-connect-writable-so-error-zero]
+// [claim:nonblocking-connect-refused-via-so-error]. Edge-triggered, it is
+// registered for reading too, once for good.
 void start_connect(Loop& loop, Connection& c) {
     c.deadline = Clock::now() + as_duration(loop.options.timeout);
     for (; c.address; c.address = c.address->ai_next) {
@@ -406,8 +408,10 @@ void send_request(Loop& loop, Connection& c) {
 // Read what has arrived, until recv would block, or at most
 // recv_calls_per_turn times, so a fast peer cannot keep the loop from the
 // others. Level-triggered, the poller reports the socket again while bytes
-// wait. Edge-triggered it will not: the connection queues its own next turn
-// (call_soon), and only EAGAIN ends its reading until the next report.
+// wait [claim:epoll-level-reports-again-while-bytes-wait]. Edge-triggered it
+// will not [claim:epoll-edge-reports-once-until-new-bytes]: the connection
+// queues its own next turn (call_soon), and only EAGAIN ends its reading
+// until the next report.
 void receive(Loop& loop, Connection& c) {
     // TODO 2: recv until EAGAIN or complete; with --edge, call_soon at the turn's cap.
     chapter::todo(2, "recv until EAGAIN or complete; with --edge, call_soon at the turn's cap");
