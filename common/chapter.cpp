@@ -11,6 +11,7 @@
 #include <cstdarg>
 #include <cstdlib>
 #include <cstring>
+#include <filesystem>
 
 namespace chapter {
 
@@ -71,6 +72,19 @@ bool parse_seconds(const std::string& text, double& seconds) {
            seconds > 0 && seconds <= 86400;
 }
 
+// FILE could be created or replaced: its folder exists, and FILE is not a folder.
+bool could_write(const std::string& file) {
+    try {
+        std::filesystem::path path(file);
+        std::filesystem::path folder = path.has_parent_path() ? path.parent_path() : ".";
+        std::error_code error;
+        return std::filesystem::is_directory(folder, error) &&
+               !std::filesystem::is_directory(path, error);
+    } catch (const std::exception&) {  // a name the system cannot take
+        return false;
+    }
+}
+
 }  // namespace
 
 int usage_error(const Program& program, const std::string& message) {
@@ -125,10 +139,10 @@ int parse_command_line(int argc, char** argv, const Program& program, Options& o
             if (!take_value() || value.empty())
                 return usage_error(program, "option --mermaid needs a value");
             options.mermaid_file = value;
-            // Written at the end of the run: a file that cannot be is said now.
-            if (FILE* file = std::fopen(value.c_str(), "w"))
-                std::fclose(file);
-            else
+            // Written at the end of the run: a FILE that cannot be, in a folder
+            // that does not exist or naming a folder, is said now, without
+            // creating anything (a usage error must leave no file behind).
+            if (!could_write(value))
                 return usage_error(program, "--mermaid: cannot write '" + value + "'");
         } else if (name == "path") {
             if (!take_value()) return usage_error(program, "option --path needs a value");

@@ -82,8 +82,11 @@ void show_status_line(const std::string& status) {
     std::fflush(stderr);
 }
 
-Failure::Failure(const std::string& call, int err)
-    : std::runtime_error(call + ": " + net::error_text(err) + " (" + net::error_name(err) + ")") {}
+std::string failure_text(const std::string& call, int err) {
+    return call + ": " + net::error_text(err) + " (" + net::error_name(err) + ")";
+}
+
+Failure::Failure(const std::string& call, int err) : std::runtime_error(failure_text(call, err)) {}
 
 Failure::Failure(const std::string& call, const std::string& reason)
     : std::runtime_error(call + ": " + reason) {}

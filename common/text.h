@@ -51,6 +51,10 @@ void show_status_line(const std::string& status);
 //     -> "connect 127.0.0.1:9: Connection refused (ECONNREFUSED)"
 //   Failure("recv", "no data for 5 s")
 //     -> "recv: no data for 5 s"
+// Failure's text, where no exception is wanted (a connection's error kept
+// for its line): "connect 127.0.0.1:9: Connection refused (ECONNREFUSED)".
+std::string failure_text(const std::string& call, int err);
+
 class Failure : public std::runtime_error {
 public:
     Failure(const std::string& call, int err);

@@ -204,6 +204,23 @@ def case_mermaid_unwritable():
     expect(err.splitlines()[0].startswith("chapter1: --mermaid") and "usage:" in err, "no error line: %r" % err[:200])
 
 
+def case_usage_error_writes_no_file():
+    """A usage error after --mermaid FILE (an unknown option) leaves no FILE
+    behind, and an existing FILE untouched: FILE is written at the end of a
+    run, never at parse time."""
+    with tempfile.TemporaryDirectory(prefix="diagram-") as tmp:
+        fresh, kept = os.path.join(tmp, "fresh.mmd"), os.path.join(tmp, "kept.mmd")
+        with open(kept, "w") as f:
+            f.write("keep me\n")
+        for target in (fresh, kept):
+            done = subprocess.run(CONTEXT["emulator"] + [os.path.join(CONTEXT["bin_dir"], "chapter1" + CONTEXT["suffix"]),
+                                                         "--mermaid", target, "--no-such-option"],
+                                  stdout=subprocess.PIPE, stderr=subprocess.PIPE, timeout=30)
+            expect(done.returncode == 2, "exit %d" % done.returncode)
+        expect(not os.path.exists(fresh), "a usage error created %s" % fresh)
+        expect(open(kept).read() == "keep me\n", "a usage error emptied an existing file")
+
+
 CASES = {name[len("case_"):].replace("_", "-"): f for name, f in sorted(globals().items()) if name.startswith("case_")}
 
 

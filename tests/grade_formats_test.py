@@ -462,7 +462,7 @@ def repository_files():
         listed = subprocess.run(["git", "-c", "safe.directory=*", "-C", ROOT, "ls-files", "--cached", "--others",
                                  "--exclude-standard", "-z"], stdout=subprocess.PIPE, stderr=subprocess.DEVNULL)
         if listed.returncode == 0:
-            return list(filter(None, listed.stdout.decode().split("\0")))
+            return [os.fsdecode(name) for name in listed.stdout.split(b"\0") if name]
     found = []
     for folder, subfolders, files in os.walk(ROOT):
         relative = os.path.relpath(folder, ROOT)

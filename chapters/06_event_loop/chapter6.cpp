@@ -303,7 +303,7 @@ void start_connect(Loop& loop, Connection& c) {
                                 a->ai_family == AF_INET6 ? "AF_INET6" : "AF_INET", "SOCK_STREAM"));
         if (!sock.valid()) {
             int err = net::last_error();
-            c.error = Failure("socket", err).what();
+            c.error = text::failure_text("socket", err);
             // Out of descriptors (EMFILE): one of ours will free one when it
             // ends. Wait for that, rather than fail (nothing frees one when
             // none of ours is open).
