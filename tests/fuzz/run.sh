@@ -23,6 +23,7 @@ cd "$(dirname "$0")/../.."
 
 seconds=${1:?usage: tests/fuzz/run.sh SECONDS [BUILD_DIR]}
 build=${2:-build-fuzz}
+case $build in /*) ;; *) build="$PWD/$build" ;; esac  # the fuzzers run from a scratch folder
 
 command -v clang++ >/dev/null || { echo "run.sh: clang++ is needed (libFuzzer comes with it)" >&2; exit 2; }
 
@@ -58,12 +59,17 @@ for name in "${names[@]}"; do
   # dictionary of the protocol's words (NAME.dict) helps it build
   # "Transfer-Encoding: chunked" sooner than by chance.
   dict=()
-  [ -f "tests/fuzz/$name.dict" ] && dict=("-dict=tests/fuzz/$name.dict")
+  [ -f "tests/fuzz/$name.dict" ] && dict=("-dict=$PWD/tests/fuzz/$name.dict")
   echo "== fuzz-$name for $seconds s"
   status=0
-  ASAN_OPTIONS=detect_leaks=1 "$build/tests/fuzz-$name" "$corpus" "${dict[@]}" \
+  # From a scratch folder of its own: a command line the fuzzer makes may name
+  # a file to write (--mermaid 4 writes ./4 when the target exits), and such
+  # files must not land in the checkout.
+  scratch="$build/fuzz-scratch/$name"
+  mkdir -p "$scratch"
+  (cd "$scratch" && ASAN_OPTIONS=detect_leaks=1 "$build/tests/fuzz-$name" "$corpus" "${dict[@]}" \
     -max_total_time="$seconds" -max_len=16384 -timeout=1 -rss_limit_mb=2048 -detect_leaks=1 \
-    -print_final_stats=1 -close_fd_mask=3 -artifact_prefix="$artifacts/" >"$log" 2>&1 || status=$?
+    -print_final_stats=1 -close_fd_mask=3 -artifact_prefix="$artifacts/") >"$log" 2>&1 || status=$?
 
   runs=$(sed -n 's/^stat::number_of_executed_units: *//p' "$log" | tail -1)
   saved=$(ls "$artifacts")
