@@ -246,11 +246,18 @@ void draw_lanes(const Recorder& r, const std::vector<Event>& events, int lanes, 
 }
 
 // Mermaid: each participant, each arrow, each note; arrows that crossed in
-// a par block.
+// a par block. A label is Mermaid source: ';' would end the statement and
+// '<' '>' '&' would be read as markup, so these and '#' (which starts
+// Mermaid's own escapes) are written as its numeric escapes, "#60;" for '<'.
+// The picture then shows a request's bytes as they were sent.
 std::string mermaid_text(const std::string& text) {
     std::string out;
-    for (char ch : text)
-        out += ch == ';' ? ',' : ch == '#' ? '_' : ch;
+    for (char ch : text) {
+        if (ch == ';' || ch == '#' || ch == '<' || ch == '>' || ch == '&')
+            out += "#" + std::to_string(static_cast<int>(ch)) + ";";
+        else
+            out += ch;
+    }
     return text::terminal_safe(out);
 }
 

@@ -7,7 +7,8 @@ Cases (`--list`; CTest runs each as render:CASE):
   chapters  every chapter's main run, chapter 4's six endings, chapter 5's
             `mix` over 8 connections and over 12 (lanes past 8 are left out),
             and chapter 1 against a refused port: each run with --mermaid,
-            then all rendered in one browser
+            then all rendered in one browser; a request path full of
+            Mermaid's markup (<b>, ;, #, &amp;) is drawn as it was sent
   docs      every chart the docs show (docs/diagrams/*.mmd) renders, and its
             picture (the .svg beside it) is there
 
@@ -22,6 +23,7 @@ import glob
 import html
 import json
 import os
+import re
 import shutil
 import subprocess
 import sys
@@ -45,11 +47,15 @@ DOCS = {
     "chapter6-edge": ("chapter6", ["--connections", "4", "--scenario", "mix:hello,big:1,silent,reset",
                                    "--timeout", "1", "--edge"]),
 }
+# A request path of the characters Mermaid would read as markup or syntax:
+# the picture must show it as sent.
+MARKUP_PATH = "/<b>x</b>;#y&amp;%%z"
 RUNS = dict(DOCS)
 RUNS.update({
     "chapter5-twelve": ("chapter5", ["--connections", "12", "--scenario", "mix", "--timeout", "1"]),
     "chapter1-reset": ("chapter1", ["--scenario", "reset"]),
     "chapter1-silent": ("chapter1", ["--scenario", "silent", "--timeout", "0.3"]),
+    "chapter1-markup": ("chapter1", ["--path", MARKUP_PATH]),
 })
 
 PAGE = """<!doctype html><html><head><meta charset="utf-8"><title>render</title>
@@ -154,7 +160,11 @@ def case_chapters(bin_dir, suffix, emulator):
     twelve = dict(charts)["chapter5-twelve"]
     if "participant C9" in twelve or "participant C8" not in twelve:
         raise AssertionError("chapter 5 over 12 connections should draw lanes 1 to 8:\n" + twelve)
-    render(charts)
+    svgs = dict(zip((name for name, _ in charts), render(charts)))
+    drawn = html.unescape(re.sub(r"<[^>]+>", "", svgs["chapter1-markup"]))
+    if 'request "GET %s HTTP/1.1"' % MARKUP_PATH not in drawn:
+        raise AssertionError("chapter 1 with --path %s: the picture does not show the request as sent; its text:\n%s"
+                             % (MARKUP_PATH, drawn[:2000]))
     print("rendered %d charts: %s" % (len(charts), ", ".join(name for name, _ in charts)))
 
 
