@@ -155,7 +155,8 @@ void client_connects(Recorder& r, const Call& call) {
 }
 
 // Data reaching a client that has shut its reading side and sent its FIN is
-// answered with an RST by Linux (RFC 1122's rule for data after SHUT_RD).
+// answered with an RST by Linux (RFC 1122's rule for data after SHUT_RD)
+// [claim:data-after-shutdown-both-resets].
 void reset_if_refused(Recorder& r, int conn) {
     Connection& c = r.conns[conn];
     if (c.reached_before_shut >= 0 && !c.reset &&
@@ -360,7 +361,8 @@ void server_sent(net::socket_t fd, std::uint64_t bytes) {
     Connection& c = r.conns[conn];
     add(r, conn, server, Wire::data, "send", Merge::sent, bytes);
     // Data that reaches a closed socket is answered with an RST by its kernel
-    // (bytes the client read before closing were recorded late, not unread).
+    // [claim:data-after-close-resets] (bytes the client read before closing
+    // were recorded late, not unread).
     if (c.closed[client] && !c.reset && c.sent[server] > c.received[client])
         add(r, conn, client, Wire::rst, "(closed: the kernel answers)");
     else

@@ -260,3 +260,38 @@ TEST_CASE("data-after-shutdown-both-resets") {
                "): no RST came back");
 #endif
 }
+
+// scope: linux, wine
+TEST_CASE("data-after-close-resets") {
+    // The client closes with nothing unread: a FIN, and no socket is left
+    // to take bytes. The server reads that FIN and sends anyway; the
+    // client's kernel answers with an RST, so a later send of the server's
+    // fails. (After SHUT_RDWR the socket still exists, and Linux resets
+    // too: claim data-after-shutdown-both-resets.)
+    harness::Pair p = harness::connected_pair();
+    p.client.reset();
+    must(net::set_timeout_option(p.server.get(), SO_RCVTIMEO, 5), "SO_RCVTIMEO");
+    char buffer[16];
+    long n = ::recv(p.server.get(), buffer, sizeof buffer, 0);
+    EXPECT(n == 0, "the server did not see the client's FIN: recv returned " + std::to_string(n));
+    must(::send(p.server.get(), "late", 4, net::send_flags), "send after the FIN");
+    // The RST comes back at once on loopback; keep sending for up to 5 s.
+    long again = 0;
+    int err = 0;
+    auto start = Clock::now();
+    while (again >= 0 && seconds_since(start) < 5) {
+        harness::sleep_for(0.05);
+        again = ::send(p.server.get(), "more", 4, net::send_flags);
+        err = net::last_error();
+    }
+#ifdef _WIN32
+    bool reset = err == WSAECONNRESET || err == WSAECONNABORTED;
+#else
+    // ECONNRESET, or EPIPE: an RST that reaches a socket in CLOSE_WAIT (it
+    // has read the FIN) is reported as EPIPE (tcp_reset(), net/ipv4/tcp_input.c).
+    bool reset = err == EPIPE || err == ECONNRESET;
+#endif
+    EXPECT(again == -1 && reset, "5 s of sends after the client's close, the last returned " +
+                                     std::to_string(again) + " (" + describe(err) +
+                                     "): no RST came back");
+}
