@@ -107,6 +107,16 @@ class Context:
 
     def run(self, program, args, timeout=60, pass_fds=()):
         self.commands.append(self.command(program, args))
+        done = self.run_once(program, args, timeout, pass_fds)
+        # Under Wine a program sometimes never starts: exit 1 within a few
+        # milliseconds, nothing on stdout or stderr (Wine's own messages are
+        # off). Our programs always say why they fail, so such a run is
+        # Wine's, and it is run again, once. On Linux it would be a failure.
+        if self.emulator and done.rc == 1 and not done.stdout and not done.stderr and done.seconds < 0.1:
+            done = self.run_once(program, args, timeout, pass_fds)
+        return done
+
+    def run_once(self, program, args, timeout, pass_fds):
         start = time.monotonic()
         try:
             done = subprocess.run(
@@ -728,7 +738,12 @@ def chapter_cases(program):
         expect(run.rc == 1, "| head -c10: expected exit 1 (not a signal death): " + run.describe())
         # Linux: EPIPE. Windows: ERROR_BROKEN_PIPE (109), ERROR_NO_DATA (232) or
         # ERROR_PIPE_NOT_CONNECTED (233, what Wine reports), in the system's words.
-        expect(re.search(r"^%s: write stdout: (Broken pipe \(EPIPE\)|.+ \(Windows error (109|232|233)\))$" % program, run.error_line()),
+        # Under Wine, in a parallel CTest run, _write sometimes fails with no
+        # error at all (GetLastError() and the C library's _doserrno both 0):
+        # there the failed write, exit 1 and its line are what can be asserted.
+        codes = "109|232|233|0" if ctx.emulator else "109|232|233"
+        expect(re.search(r"^%s: write stdout: (Broken pipe \(EPIPE\)|.+ \(Windows error (%s)\))$" % (program, codes),
+                         run.error_line()),
                "error line %r" % run.error_line())
 
     # ---- a real web server: nginx

