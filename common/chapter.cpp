@@ -346,8 +346,8 @@ void write_lines_out(const char* data, std::size_t size) {
     }
 }
 
-void make_room_for(const Options& options, std::size_t count, std::uint64_t needed,
-                   const char* past_it) {
+std::uint64_t make_room_for(const Options& options, std::size_t count, std::uint64_t needed,
+                            const char* past_it) {
     net::DescriptorLimit limit = net::raise_descriptor_limit(needed);
     if (limit.now != 0 && needed > limit.before && limit.now > limit.before)
         narrate(options,
@@ -360,6 +360,7 @@ void make_room_for(const Options& options, std::size_t count, std::uint64_t need
                 " (as far as it could be raised: ulimit -Hn, on macOS "
                 "kern.maxfilesperproc): %zu connections need about %" PRIu64 "; those past it %s",
                 limit.now, count, needed, past_it);
+    return limit.now;
 }
 
 }  // namespace chapter

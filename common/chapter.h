@@ -108,8 +108,9 @@ void write_lines_out(const char* data, std::size_t size);
 // Raise the soft descriptor limit to the hard one (and the hard one, where
 // the process may), narrate a raise, and say when it is still too few, and
 // what then happens to those past it (`past_it`: "fail in socket() with EMFILE").
-void make_room_for(const Options& options, std::size_t count, std::uint64_t needed,
-                   const char* past_it);
+// Returns the limit now (0: none to read, as on Windows).
+std::uint64_t make_room_for(const Options& options, std::size_t count, std::uint64_t needed,
+                            const char* past_it);
 
 // Step 1 of every chapter: getaddrinfo(HOST, PORT) for TCP over IPv4 or IPv6
 // (AF_UNSPEC), narrated and traced. Returns every address, in the resolver's
