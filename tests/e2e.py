@@ -1554,15 +1554,20 @@ def chapter6_cases():
     # than fail: 300 connections and the built-in server's 300 sockets in a
     # process allowed 256 descriptors. The chapter holds at most half of
     # them, so that the server, in the same process, can accept each one:
-    # were ours to take them all first (a busy machine can run the loop
-    # before the server's thread), every connection would wait for an
-    # answer that cannot come.
+    # were ours to take them all first, every connection would wait for an
+    # answer that cannot come. A busy machine can run the loop before the
+    # server's thread; here strace holds the server's first accept4 for
+    # 0.5 s, so that the loop always runs first.
     @case("chapter6:waits-for-a-free-descriptor")
     def waits_for_descriptor(ctx):
         if ctx.emulator:
             raise Skipped("Windows has no descriptor limit for sockets (net::raise_descriptor_limit)")
-        done = subprocess.run(ctx.command("chapter6", ["--connections", "300", "--timeout", "5", "--trace"]),
-                              stdin=subprocess.DEVNULL, stdout=subprocess.PIPE, stderr=subprocess.PIPE, timeout=60,
+        expect(shutil.which("strace"), "strace is missing (.ci/run installs it)")
+        late_server = ["strace", "-f", "-qq", "-o", os.devnull, "-e", "trace=accept4",
+                       "-e", "inject=accept4:delay_enter=500000:when=1"]
+        env = dict(os.environ, ASAN_OPTIONS=":".join(filter(None, [os.environ.get("ASAN_OPTIONS"), "detect_leaks=0"])))
+        done = subprocess.run(late_server + ctx.command("chapter6", ["--connections", "300", "--timeout", "5", "--trace"]),
+                              stdin=subprocess.DEVNULL, stdout=subprocess.PIPE, stderr=subprocess.PIPE, timeout=60, env=env,
                               preexec_fn=lambda: resource.setrlimit(resource.RLIMIT_NOFILE, (256, 256)))
         run = Run(done.returncode, done.stdout, done.stderr, 0)
         expect(run.rc == 0, run.describe())
