@@ -346,21 +346,31 @@ void write_lines_out(const char* data, std::size_t size) {
     }
 }
 
-std::uint64_t make_room_for(const Options& options, std::size_t count, std::uint64_t needed,
-                            const char* past_it) {
+std::size_t make_room_for(const Options& options, std::size_t count, bool builtin_server,
+                          bool output_files, const char* past_it) {
+    const std::uint64_t each = 1 + (builtin_server ? 1 : 0) + (output_files ? 1 : 0);
+    const std::uint64_t rest = 64;  // stdio, the listener, the poller, the resolver...
+    const std::uint64_t needed = count * each + rest;
     net::DescriptorLimit limit = net::raise_descriptor_limit(needed);
     if (limit.now != 0 && needed > limit.before && limit.now > limit.before)
         narrate(options,
                 "descriptor limit %" PRIu64 " (raised from %" PRIu64
                 "): %zu connections need about %" PRIu64,
                 limit.now, limit.before, count, needed);
-    if (limit.now != 0 && needed > limit.now)
-        narrate(options,
-                "descriptor limit %" PRIu64
-                " (as far as it could be raised: ulimit -Hn, on macOS "
-                "kern.maxfilesperproc): %zu connections need about %" PRIu64 "; those past it %s",
-                limit.now, count, needed, past_it);
-    return limit.now;
+    if (limit.now == 0 || needed <= limit.now) return count;
+    std::size_t room = count;
+    std::string share;
+    if (builtin_server) {
+        room = limit.now > rest + each ? static_cast<std::size_t>((limit.now - rest) / each) : 1;
+        share = "; the built-in server's sockets come from it too, so at most " +
+                std::to_string(room) + " of ours are open at once";
+    }
+    narrate(options,
+            "descriptor limit %" PRIu64
+            " (as far as it could be raised: ulimit -Hn, on macOS "
+            "kern.maxfilesperproc): %zu connections need about %" PRIu64 "%s; those past it %s",
+            limit.now, count, needed, share.c_str(), past_it);
+    return room;
 }
 
 }  // namespace chapter

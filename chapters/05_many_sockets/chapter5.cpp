@@ -610,23 +610,23 @@ int parse_command_line(int argc, char** argv, Options& options, std::size_t& cou
     return -1;
 }
 
-// Each connection needs a descriptor (and one more for the built-in server's
-// side, and for its --output file): chapter::make_room_for raises the limit.
-void make_room_for(const Options& options, std::size_t count, bool builtin_server) {
-    chapter::make_room_for(
-        options, count, count * (1 + (builtin_server ? 1 : 0) + (output_dir.empty() ? 0 : 1)) + 64,
-        "fail in socket() with EMFILE");
-}
-
 // Start every connect at once, each to the first address; none waits for another.
-std::vector<Connection> start_connections(Loop& loop, std::size_t count, const addrinfo* first) {
+// Past `room` (chapter::make_room_for), the descriptors left are the built-in
+// server's: those connections fail unopened.
+std::vector<Connection> start_connections(Loop& loop, std::size_t count, std::size_t room,
+                                          const addrinfo* first) {
     std::vector<Connection> connections(count);
     for (std::size_t i = 0; i < count; ++i) {
         Connection& c = connections[i];
         c.index = i + 1;
         c.started = Clock::now();
         c.address = first;
-        start_connect(loop, c);
+        if (loop.tally.in_flight < room)
+            start_connect(loop, c);
+        else
+            finish(loop, c, State::failed,
+                   "socket: not opened: " + std::to_string(room) +
+                       " of ours are open, the most the descriptor limit leaves room for");
     }
     return connections;
 }
@@ -672,7 +672,8 @@ int main(int argc, char** argv) {
     try {
         // Only without HOST; its caps are raised to `count`, so none of ours gets a 503.
         auto server = chapter::start_builtin_server(options, count);
-        make_room_for(options, count, server != nullptr);
+        std::size_t room =
+            chapter::make_room_for(options, count, server != nullptr, !output_dir.empty(), "fail");
 
         // Resolve once, for every connection.
         chapter::AddressList addresses = chapter::resolve(options);
@@ -680,7 +681,7 @@ int main(int argc, char** argv) {
         narrate(options, "%zu connection%s on one thread, waiting with %s", count,
                 count == 1 ? "" : "s", loop.use_select ? "select()" : "poll()");
 
-        std::vector<Connection> connections = start_connections(loop, count, addresses.get());
+        std::vector<Connection> connections = start_connections(loop, count, room, addresses.get());
         run_loop(loop, connections);
         narrate_summary(loop);
 

@@ -175,7 +175,7 @@ struct Loop {
     std::priority_queue<Timer, std::vector<Timer>, Later> timers;
     std::vector<poller::Ready> reports;       // what the last wait found
     std::deque<Connection*> want_descriptor;  // out of descriptors: waiting for one to free
-    std::size_t room = SIZE_MAX;  // at most this many of ours open at once (make_room_for)
+    std::size_t room = SIZE_MAX;  // at most this many of ours open at once (chapter::make_room_for)
     std::vector<char> buffer = std::vector<char>(buffer_size);
     Clock::time_point woke;  // when the last wait returned: the deadlines are judged by it
     std::size_t open = 0;    // connections not ended yet
@@ -611,25 +611,6 @@ int parse_command_line(int argc, char** argv, Options& options, std::size_t& cou
     return -1;
 }
 
-// Each connection needs a descriptor (and one more for the built-in server's
-// side, and for its --output file): chapter::make_room_for raises the limit.
-// Returns how many connections may be open at once: all of them, unless even
-// the raised limit is too low. Then the built-in server's share matters: its
-// sockets come from the same limit, and if ours took them all it could accept
-// none, and every connection would wait for an answer that cannot come.
-std::size_t make_room_for(const Options& options, std::size_t count, bool builtin_server) {
-    const std::uint64_t each = 1 + (builtin_server ? 1 : 0) + (output_dir.empty() ? 0 : 1);
-    const std::uint64_t spare = 64;  // stdio, the poller, the listener, the resolver...
-    std::uint64_t limit = chapter::make_room_for(options, count, count * each + spare,
-                                                 "wait for one of ours to free one");
-    if (limit == 0 || limit >= count * each + spare) return count;
-    std::size_t room = limit > spare + each ? static_cast<std::size_t>((limit - spare) / each) : 1;
-    narrate(options, "at most %zu connections open at once, leaving %" PRIu64 " descriptors %s",
-            room, limit - room,
-            builtin_server ? "for the built-in server's side and the rest" : "for the rest");
-    return room;
-}
-
 void narrate_summary(const Loop& loop) {
     const Tally& t = loop.tally;
     narrate(loop.options,
@@ -667,7 +648,9 @@ int main(int argc, char** argv) {
     try {
         // Only without HOST; its caps are raised to `count`, so none of ours gets a 503.
         auto server = chapter::start_builtin_server(options, count);
-        std::size_t room = make_room_for(options, count, server != nullptr);
+        std::size_t room =
+            chapter::make_room_for(options, count, server != nullptr, !output_dir.empty(),
+                                   "wait for one of ours to close");
         chapter::AddressList addresses = chapter::resolve(options);  // once, for every connection
 
         std::vector<Connection> connections(count);
