@@ -108,13 +108,12 @@ void write_lines_out(const char* data, std::size_t size);
 // server's side and for an --output file, and about 64 for the rest of the
 // process. Raise the soft descriptor limit to the hard one (and the hard one,
 // where the process may), narrate a raise, and say when it is still too few,
-// and what then happens to those past it (`past_it`: "fail in socket() with
-// EMFILE"). Returns how many of ours may be open at once: all `count`, unless
-// even the raised limit is too few with the built-in server. Its sockets come
-// from the same limit: were ours to take them all first (a busy machine can
-// run our loop before its thread), it could accept none, and every
-// connection would wait for an answer that cannot come. Then at most
-// (limit - 64) / (descriptors per connection), which leaves it one for each.
+// and what then happens to those past it (`past_it`: "fail"). Returns how many of ours may be open
+// at once: all `count`, unless even the raised limit is too few with the built-in server. Its
+// sockets come from the same limit: were ours to take them all first (a busy machine can run our
+// loop before its thread), it could accept none, and every connection would wait for an answer that
+// cannot come. Then at most (limit - 64) / (descriptors per connection), which leaves it one for
+// each.
 std::size_t make_room_for(const Options& options, std::size_t count, bool builtin_server,
                           bool output_files, const char* past_it);
 
