@@ -295,8 +295,6 @@ BLIND_UNDER_WINE = {
     "edge-no-drain": "--edge needs epoll, and chapter 6 waits with WSAPoll there: the check is skipped",
     "one-recv-per-report": "--edge needs epoll, and chapter 6 waits with WSAPoll there: the check is skipped",
     "register-every-time": "epoll_ctl is epoll's, and chapter 6 waits with WSAPoll there: the check is skipped",
-    "zero-timeout-select": "under Wine the CPU check missed the spin in 1 of 4 full runs here (each select is a round trip "
-                           "to wineserver, another process): the check is skipped there",
 }
 
 # Checks that cannot see a correct variant's calls under Wine: with no strace
