@@ -390,8 +390,8 @@ def select_timeout(g):
 
 
 def buffer_size(g):
-    # 64 KiB: some 660 recv calls, each a stop under strace (1 MiB took
-    # over 10 s so on a machine running two test suites at once).
+    # 64 KiB: some 660 recv calls, each a stop under strace (1 MiB, over
+    # 10,000 of them, took more than 10 s on a machine running two suites).
     run = g.run(["--buffer-size", "100", "127.0.0.1", "PORT", "--quiet"], 10, server="binary",
                 watch=["socket", "recvfrom", "read", "close"])
     expect(run.rc == 0 and run.stdout == binary_response(), "expected exit 0 and the 64 KiB response: " + described(run))
